@@ -1,0 +1,1556 @@
+// The loop's machinery. The public `Loop` (loop.ts) is a thin, documented facade over this class,
+// which keeps plain fields so the hot paths (submit, dispatch, timers) stay monomorphic and cheap, and
+// so the timer and watch handles can reach it without exposing internals on `Loop`.
+//
+// One iteration, in order (libuv's phases, with the task queue where libuv runs pending callbacks):
+//   1. timers     due timers, by (deadline, sequence); the clock is read just before
+//   2. tasks      tasks queued when the phase began
+//   3. poll       fd readiness (zero timeout; events from an idle wait are dispatched here)
+//   4. check      immediates queued when the phase began
+//   5. close      close callbacks of watches closed since the last pass
+// A microtask checkpoint follows every callback. Each phase runs only what was queued when it began.
+import { RingQueue } from "./_ring_queue.ts";
+import { TimerHeap } from "./_timer_heap.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { LoopClosedError, LoopStateError } from "./errors.ts";
+import { enterLoop, leaveLoop } from "./_current.ts";
+import type { Disposition, TrackedResource } from "./_internal.ts";
+import type {
+  AliveReason,
+  ClosedItem,
+  CloseReport,
+  ErrorContext,
+  LoopOptions,
+  LoopState,
+  MissedTickBehavior,
+  Timer,
+  Watch,
+  WatchEvent,
+  WatchInterest,
+  WatchOptions,
+} from "./types.ts";
+import type { Loop } from "./loop.ts";
+import { EventBatch, ERROR, HANGUP, PRIORITY, READABLE, WRITABLE } from "../poller/types.ts";
+import type { Poller } from "../poller/types.ts";
+import { PollerError } from "../poller/errors.ts";
+import { createPoller } from "../poller/create_poller.ts";
+import { MetricsRecorder } from "./_metrics_recorder.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
+
+// deno-lint-ignore no-explicit-any
+type AnyCallback = (...args: any[]) => unknown;
+
+const EMPTY_ARGS: readonly unknown[] = Object.freeze([]);
+const MAX_SAFE_DELAY_MS = Number.MAX_SAFE_INTEGER;
+const SLOT_BITS = 20;
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
+const GENERATION_LIMIT = 1 << (32 - SLOT_BITS);
+/** Callbacks between two looks at the clock in a long phase (a clock read costs ~130 ns). */
+const BUDGET_CHECK_MASK = 1023;
+
+// Callback kinds, as indices for metrics.
+export const KIND_TASK = 0;
+export const KIND_MICROTASK = 1;
+export const KIND_TIMER = 2;
+export const KIND_IMMEDIATE = 3;
+export const KIND_FD = 4;
+export const KIND_CLOSE = 5;
+const KIND_NAMES: readonly ErrorContext["kind"][] = [
+  "task",
+  "microtask",
+  "timer",
+  "immediate",
+  "fd",
+  "close",
+];
+
+const ACCEPTING = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+const TIMER_PENDING = 0;
+const TIMER_FIRED = 1;
+const TIMER_CLEARED = 2;
+
+/** The deferred close of a loop, resolved when the close sequence finishes. */
+interface CloseDeferred {
+  promise: Promise<CloseReport>;
+  resolve(report: CloseReport): void;
+  reject(error: unknown): void;
+}
+
+function labelOf(callback: AnyCallback): string {
+  return callback.name || "anonymous";
+}
+
+/** Coerces a delay the way the web does, but honours floats and delays beyond 2^31-1 ms. */
+export function normalizeDelay(delayMs: unknown): number {
+  if (delayMs === undefined) return 0;
+  const value = typeof delayMs === "number" ? delayMs : Number(delayMs);
+  if (value > 0) {
+    if (value > MAX_SAFE_DELAY_MS) {
+      throw new RangeError(
+        `Cannot schedule a timer as the delay must be finite: current value is ${String(delayMs)}`,
+      );
+    }
+    return value;
+  }
+  return 0; // NaN, negative, zero
+}
+
+function assertCallback(callback: unknown, what: string): asserts callback is AnyCallback {
+  if (typeof callback !== "function") {
+    throw new TypeError(
+      `Cannot ${what} as the callback must be a function: current value is ${
+        callback === null ? "null" : typeof callback
+      }`,
+    );
+  }
+}
+
+/** A timeout or interval: the heap entry and the user's handle in one object. */
+export class TimerNode implements Timer {
+  deadlineMs = 0;
+  sequence = 0;
+  heapIndex = -1;
+  status = TIMER_PENDING;
+  refed = true;
+  indexed = false;
+  nesting = 0;
+  readonly id: number;
+  readonly core: LoopCore;
+  readonly callback: AnyCallback;
+  readonly args: readonly unknown[];
+  readonly delayMs: number;
+  readonly repeat: boolean;
+
+  constructor(
+    core: LoopCore,
+    id: number,
+    callback: AnyCallback,
+    args: readonly unknown[],
+    delayMs: number,
+    repeat: boolean,
+  ) {
+    this.core = core;
+    this.id = id;
+    this.callback = callback;
+    this.args = args;
+    this.delayMs = delayMs;
+    this.repeat = repeat;
+  }
+
+  ref(): this {
+    this.core.setTimerRef(this, true);
+    return this;
+  }
+
+  unref(): this {
+    this.core.setTimerRef(this, false);
+    return this;
+  }
+
+  hasRef(): boolean {
+    return this.refed;
+  }
+
+  refresh(): this {
+    this.core.refreshTimer(this);
+    return this;
+  }
+
+  close(): this {
+    this.core.clearTimer(this);
+    return this;
+  }
+
+  [Symbol.dispose](): void {
+    this.core.clearTimer(this);
+  }
+
+  [Symbol.toPrimitive](_hint: string): number {
+    this.core.indexTimer(this);
+    return this.id;
+  }
+}
+
+/** An immediate: a check-phase callback. Cancelled ones stay queued, marked, and are skipped. */
+export class ImmediateNode implements Timer {
+  active = true;
+  refed = true;
+  indexed = false;
+  readonly id: number;
+  readonly core: LoopCore;
+  readonly callback: AnyCallback;
+  readonly args: readonly unknown[];
+
+  constructor(core: LoopCore, id: number, callback: AnyCallback, args: readonly unknown[]) {
+    this.core = core;
+    this.id = id;
+    this.callback = callback;
+    this.args = args;
+  }
+
+  ref(): this {
+    this.core.setImmediateRef(this, true);
+    return this;
+  }
+
+  unref(): this {
+    this.core.setImmediateRef(this, false);
+    return this;
+  }
+
+  hasRef(): boolean {
+    return this.refed;
+  }
+
+  refresh(): this {
+    return this;
+  }
+
+  close(): this {
+    this.core.clearImmediate(this);
+    return this;
+  }
+
+  [Symbol.dispose](): void {
+    this.core.clearImmediate(this);
+  }
+
+  [Symbol.toPrimitive](_hint: string): number {
+    this.core.indexTimer(this);
+    return this.id;
+  }
+}
+
+/** The mutable event object a watch hands its callback (one per watch, reused). */
+class MutableWatchEvent implements WatchEvent {
+  readable = false;
+  writable = false;
+  priority = false;
+  hangup = false;
+  error = false;
+  bits = 0;
+}
+
+/** A watched fd. */
+export class WatchNode implements Watch {
+  closed = false;
+  refed = true;
+  lastPass = 0;
+  readonly event: MutableWatchEvent = new MutableWatchEvent();
+  readonly fd: number;
+  token: number;
+  interest: number;
+  readonly core: LoopCore;
+  readonly callback: (event: WatchEvent) => void;
+  readonly label: string;
+  readonly onClose: (() => void) | undefined;
+
+  constructor(
+    core: LoopCore,
+    fd: number,
+    token: number,
+    interest: number,
+    callback: (event: WatchEvent) => void,
+    options: WatchOptions | undefined,
+  ) {
+    this.core = core;
+    this.fd = fd;
+    this.token = token;
+    this.interest = interest;
+    this.callback = callback;
+    this.label = options?.label ?? `fd ${fd}`;
+    this.onClose = options?.onClose;
+  }
+
+  modify(interest: WatchInterest): void {
+    this.core.modifyWatch(this, interest);
+  }
+
+  close(): void {
+    this.core.closeWatch(this);
+  }
+
+  ref(): this {
+    this.core.setWatchRef(this, true);
+    return this;
+  }
+
+  unref(): this {
+    this.core.setWatchRef(this, false);
+    return this;
+  }
+
+  hasRef(): boolean {
+    return this.refed;
+  }
+
+  [Symbol.dispose](): void {
+    this.core.closeWatch(this);
+  }
+}
+
+/** Turns a user's interest object into poller bits, validating it. */
+function interestBits(interest: WatchInterest, fd: number): number {
+  if (interest === null || typeof interest !== "object") {
+    throw new TypeError(
+      `Cannot watch fd ${fd} as the interest must be an object like { readable: true }: current value is ${
+        interest === null ? "null" : typeof interest
+      }`,
+    );
+  }
+  const bits = (interest.readable ? READABLE : 0) | (interest.writable ? WRITABLE : 0) |
+    (interest.priority ? PRIORITY : 0);
+  if (bits === 0) {
+    throw new RangeError(
+      `Cannot watch fd ${fd} as the interest is empty: current value is ${JSON.stringify(interest)}`,
+    );
+  }
+  return bits;
+}
+
+function validateFd(fd: unknown): asserts fd is number {
+  if (typeof fd !== "number") {
+    throw new TypeError(`Cannot watch an fd as it must be a number: current value is ${typeof fd}`);
+  }
+  if (!Number.isSafeInteger(fd) || fd < 0) {
+    throw new RangeError(
+      `Cannot watch an fd as it must be a non-negative integer: current value is ${fd}`,
+    );
+  }
+}
+
+/** The loop's machinery. */
+export class LoopCore {
+  readonly loop: Loop;
+  readonly clock: Clock;
+  readonly virtual: boolean;
+  readonly label: string;
+  readonly isDefault: boolean;
+
+  // Options.
+  readonly onError: LoopOptions["onError"];
+  readonly onUnhandledRejection: LoopOptions["onUnhandledRejection"];
+  readonly onRejectionHandled: LoopOptions["onRejectionHandled"];
+  readonly missed: MissedTickBehavior;
+  readonly clampNested: boolean;
+  readonly yieldIntervalMs: number;
+  readonly pollerOption: LoopOptions["poller"];
+  metrics: MetricsRecorder | null = null;
+
+  // Queues.
+  readonly tasks: RingQueue<AnyCallback> = new RingQueue();
+  readonly microtasks: RingQueue<AnyCallback> = new RingQueue();
+  readonly immediates: RingQueue<ImmediateNode> = new RingQueue();
+  readonly closeCallbacks: RingQueue<WatchNode> = new RingQueue();
+  readonly timers: TimerHeap<TimerNode> = new TimerHeap();
+  afterCheckpoint: (() => void)[] = [];
+  readonly tracked: Set<TrackedResource> = new Set();
+  timersById: Map<number, TimerNode | ImmediateNode> | null = null;
+
+  // Counters for liveness.
+  refedTimers = 0;
+  refedImmediates = 0;
+  liveImmediates = 0;
+  refedWatches = 0;
+
+  // Ids and ordering.
+  nextId = 1;
+  nextSequence = 0;
+  nowMs: number;
+  currentNesting = 0;
+
+  // Watches.
+  poller: Poller | null = null;
+  ownsPoller = false;
+  pollerProbed = false;
+  watchSlots: (WatchNode | undefined)[] = [];
+  watchGenerations: number[] = [];
+  freeSlots: number[] = [];
+  watchesByFd: Map<number, WatchNode> = new Map();
+  watchCount = 0;
+  syncBatch: EventBatch | null = null;
+  asyncBatch: EventBatch | null = null;
+  pendingAsyncEvents = 0;
+  pollPass = 0;
+
+  // Life cycle.
+  state: LoopState = "idle";
+  accept = ACCEPTING;
+  inBatch = false;
+  stopRequested = false;
+  failure: { error: unknown } | null = null;
+  closeRequested = false;
+  closeDeferred: CloseDeferred | null = null;
+  autoStartScheduled = false;
+  batchDeadlineMs = 0;
+
+  // Idle waiting.
+  parked = false;
+  parkedDeadlineMs = Infinity;
+  jsWake: (() => void) | null = null;
+  jsTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  channel: MessageChannel | null = null;
+  yieldResolve: (() => void) | null = null;
+
+  // Close accounting.
+  ranTasks = 0;
+  ranMicrotasks = 0;
+  ranImmediates = 0;
+
+  constructor(loop: Loop, options: LoopOptions | undefined, isDefault: boolean) {
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new TypeError(
+        `Cannot create a loop as the options must be an object: current value is ${
+          options === null ? "null" : typeof options
+        }`,
+      );
+    }
+    this.loop = loop;
+    this.isDefault = isDefault;
+    const clock = options?.clock ?? systemClock;
+    if (clock === null || typeof clock !== "object" || typeof clock.now !== "function") {
+      throw new TypeError(
+        "Cannot create a loop as the clock must have a now() method: current value is " +
+          String(clock),
+      );
+    }
+    this.clock = clock;
+    this.virtual = clock.virtual === true;
+    if (this.virtual && typeof (clock as { set?: unknown }).set !== "function") {
+      throw new TypeError(
+        "Cannot create a loop on a virtual clock without a set(ms) method: current value has none",
+      );
+    }
+    this.nowMs = clock.now();
+    for (const name of ["onError", "onUnhandledRejection", "onRejectionHandled"] as const) {
+      const handler = options?.[name];
+      if (handler !== undefined && typeof handler !== "function") {
+        throw new TypeError(
+          `Cannot create a loop as ${name} must be a function: current value is ${typeof handler}`,
+        );
+      }
+    }
+    this.onError = options?.onError;
+    this.onUnhandledRejection = options?.onUnhandledRejection;
+    this.onRejectionHandled = options?.onRejectionHandled;
+    const missed = options?.missed ?? "skip";
+    if (missed !== "skip" && missed !== "delay" && missed !== "burst") {
+      throw new RangeError(
+        `Cannot create a loop as missed must be "skip", "delay" or "burst": current value is ${
+          String(missed)
+        }`,
+      );
+    }
+    this.missed = missed;
+    this.clampNested = options?.clampNestedTimers === true;
+    const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
+    if (typeof yieldIntervalMs !== "number" || !(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {
+      throw new RangeError(
+        `Cannot create a loop as yieldIntervalMs must be in (0, 1000]: current value is ${yieldIntervalMs}`,
+      );
+    }
+    this.yieldIntervalMs = yieldIntervalMs;
+    this.pollerOption = options?.poller;
+    this.label = options?.label ?? (isDefault ? "default" : "loop");
+    if (
+      options?.metrics === true || options?.slowCallbackMs !== undefined ||
+      options?.onSlowCallback !== undefined
+    ) {
+      this.metrics = new MetricsRecorder(clock, {
+        slowCallbackMs: options?.slowCallbackMs,
+        onSlowCallback: options?.onSlowCallback,
+        onError: (error) => this.handleError(error, KIND_TASK, "onSlowCallback"),
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  refuse(what: string): never {
+    throw new LoopClosedError(
+      `Cannot ${what} as the loop "${this.label}" is ${
+        this.accept === CLOSED ? "closed" : "closing"
+      }`,
+    );
+  }
+
+  submit(task: AnyCallback): void {
+    if (typeof task !== "function") assertCallback(task, "submit a task");
+    if (this.accept !== ACCEPTING) this.refuse("submit a task");
+    this.tasks.push(task);
+    if (!this.inBatch) this.noteWorkFromOutside();
+  }
+
+  queueMicrotask(callback: AnyCallback): void {
+    if (typeof callback !== "function") assertCallback(callback, "queue a microtask");
+    if (this.accept === CLOSED) this.refuse("queue a microtask");
+    this.microtasks.push(callback);
+    if (!this.inBatch) this.noteWorkFromOutside();
+  }
+
+  /** Work arrived while no batch is running: wake a parked wait, or start the dormant default loop. */
+  noteWorkFromOutside(): void {
+    if (this.parked) this.wakeParked();
+    else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
+  }
+
+  /** The time base for new timers: cached inside a batch (like uv_now), fresh outside. */
+  baseNow(): number {
+    return this.inBatch ? this.nowMs : (this.nowMs = this.clock.now());
+  }
+
+  setTimer(
+    callback: AnyCallback,
+    delay: unknown,
+    args: readonly unknown[],
+    repeat: boolean,
+  ): TimerNode {
+    if (typeof callback !== "function") {
+      assertCallback(callback, repeat ? "set an interval" : "set a timeout");
+    }
+    if (this.accept !== ACCEPTING) this.refuse(repeat ? "set an interval" : "set a timeout");
+    let delayMs = normalizeDelay(delay);
+    const nesting = this.currentNesting + 1;
+    if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
+    const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
+    timer.nesting = nesting;
+    timer.deadlineMs = this.baseNow() + delayMs;
+    timer.sequence = this.nextSequence++;
+    this.timers.push(timer);
+    this.refedTimers++;
+    if (!this.inBatch) {
+      if (this.parked) {
+        if (timer.deadlineMs < this.parkedDeadlineMs) this.wakeParked();
+      } else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
+    }
+    return timer;
+  }
+
+  clearTimer(timer: TimerNode): void {
+    if (timer.status !== TIMER_PENDING) {
+      timer.status = TIMER_CLEARED;
+      return;
+    }
+    timer.status = TIMER_CLEARED;
+    this.timers.remove(timer);
+    if (timer.refed) this.refedTimers--;
+    if (timer.indexed) this.timersById!.delete(timer.id);
+    if (this.parked) this.wakeParked(); // liveness may have changed
+  }
+
+  /** `clearTimeout`/`clearInterval`/`clearImmediate` with a handle, an id or anything else. */
+  clearAny(handle: unknown): void {
+    if (handle instanceof TimerNode) {
+      if (handle.core === this) this.clearTimer(handle);
+      return;
+    }
+    if (handle instanceof ImmediateNode) {
+      if (handle.core === this) this.clearImmediate(handle);
+      return;
+    }
+    if (typeof handle === "number" || typeof handle === "string") {
+      const found = this.timersById?.get(Number(handle));
+      if (found instanceof TimerNode) this.clearTimer(found);
+      else if (found instanceof ImmediateNode) this.clearImmediate(found);
+    }
+    // Anything else, or an unknown or stale id: a no-op, as in browsers and Node.
+  }
+
+  indexTimer(timer: TimerNode | ImmediateNode): void {
+    if (timer.indexed) return;
+    if (timer instanceof TimerNode ? timer.status !== TIMER_PENDING : !timer.active) return;
+    timer.indexed = true;
+    (this.timersById ??= new Map()).set(timer.id, timer);
+  }
+
+  setTimerRef(timer: TimerNode, refed: boolean): void {
+    if (timer.refed === refed) return;
+    timer.refed = refed;
+    if (timer.status === TIMER_PENDING) {
+      this.refedTimers += refed ? 1 : -1;
+      if (!refed && this.parked) this.wakeParked();
+    }
+  }
+
+  refreshTimer(timer: TimerNode): void {
+    if (timer.status === TIMER_CLEARED) return;
+    if (this.accept !== ACCEPTING) this.refuse("refresh a timer");
+    if (timer.status === TIMER_PENDING) this.timers.remove(timer);
+    else {
+      timer.status = TIMER_PENDING;
+      if (timer.refed) this.refedTimers++;
+    }
+    timer.deadlineMs = this.baseNow() + timer.delayMs;
+    timer.sequence = this.nextSequence++;
+    this.timers.push(timer);
+    if (!this.inBatch && this.parked && timer.deadlineMs < this.parkedDeadlineMs) {
+      this.wakeParked();
+    }
+  }
+
+  setImmediate(callback: AnyCallback, args: readonly unknown[]): ImmediateNode {
+    if (typeof callback !== "function") assertCallback(callback, "set an immediate");
+    if (this.accept !== ACCEPTING) this.refuse("set an immediate");
+    const immediate = new ImmediateNode(this, this.nextId++, callback, args);
+    this.immediates.push(immediate);
+    this.refedImmediates++;
+    this.liveImmediates++;
+    if (!this.inBatch) this.noteWorkFromOutside();
+    return immediate;
+  }
+
+  clearImmediate(immediate: ImmediateNode): void {
+    if (!immediate.active) return;
+    immediate.active = false;
+    this.liveImmediates--;
+    if (immediate.refed) this.refedImmediates--;
+    if (immediate.indexed) this.timersById!.delete(immediate.id);
+  }
+
+  setImmediateRef(immediate: ImmediateNode, refed: boolean): void {
+    if (immediate.refed === refed) return;
+    immediate.refed = refed;
+    if (immediate.active) this.refedImmediates += refed ? 1 : -1;
+  }
+
+  // ---------------------------------------------------------------- watches
+
+  /** The poller for watches; created on first use. Throws `PollerUnavailableError` when none can be. */
+  requirePoller(): Poller {
+    if (this.poller !== null) return this.poller;
+    const option = this.pollerOption;
+    let poller: Poller;
+    if (option === undefined) {
+      poller = createPoller();
+      this.ownsPoller = true;
+    } else if (typeof option === "function") {
+      poller = option();
+      this.ownsPoller = true;
+    } else poller = option;
+    this.poller = poller;
+    this.syncBatch = new EventBatch(1024);
+    this.asyncBatch = new EventBatch(1024);
+    return poller;
+  }
+
+  /** The poller for idle waits, if one can be had without asking for anything (FFI granted). */
+  idlePoller(): Poller | null {
+    if (this.poller !== null || this.pollerProbed) return this.poller;
+    this.pollerProbed = true;
+    if (this.pollerOption === undefined) {
+      let granted = false;
+      try {
+        granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+      } catch {
+        granted = false;
+      }
+      if (!granted) return null;
+    }
+    try {
+      return this.requirePoller();
+    } catch {
+      return null; // no backend here: idle waits fall back to Deno's timers
+    }
+  }
+
+  watch(
+    fd: number,
+    interest: WatchInterest,
+    callback: (event: WatchEvent) => void,
+    options: WatchOptions | undefined,
+  ): Watch {
+    validateFd(fd);
+    const bits = interestBits(interest, fd);
+    assertCallback(callback, `watch fd ${fd}`);
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new TypeError(
+        `Cannot watch fd ${fd} as the options must be an object: current value is ${
+          options === null ? "null" : typeof options
+        }`,
+      );
+    }
+    if (options?.onClose !== undefined) assertCallback(options.onClose, `watch fd ${fd}`);
+    if (this.accept !== ACCEPTING) this.refuse(`watch fd ${fd}`);
+    if (this.watchesByFd.has(fd)) {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot watch fd ${fd} as it is already watched by this loop: use watch.modify() to change its interest`,
+      );
+    }
+    const poller = this.requirePoller();
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.watchSlots.length;
+      if (slot > SLOT_MASK) {
+        throw new RangeError(
+          `Cannot watch fd ${fd} as the loop already watches ${slot} fds, the most it can`,
+        );
+      }
+      this.watchSlots.push(undefined);
+      this.watchGenerations.push(0);
+    }
+    const generation = (this.watchGenerations[slot] + 1) % GENERATION_LIMIT;
+    this.watchGenerations[slot] = generation;
+    const token = ((generation << SLOT_BITS) | slot) >>> 0;
+    try {
+      poller.register(fd, token, bits);
+    } catch (error) {
+      this.freeSlots.push(slot);
+      throw error;
+    }
+    const watch = new WatchNode(this, fd, token, bits, callback, options);
+    this.watchSlots[slot] = watch;
+    this.watchesByFd.set(fd, watch);
+    this.watchCount++;
+    this.refedWatches++;
+    return watch;
+  }
+
+  modifyWatch(watch: WatchNode, interest: WatchInterest): void {
+    if (watch.closed) {
+      throw new Deno.errors.BadResource(
+        `Cannot modify the watch of fd ${watch.fd} as it is closed`,
+      );
+    }
+    const bits = interestBits(interest, watch.fd);
+    if (bits === watch.interest) return;
+    this.poller!.modify(watch.fd, watch.token, bits);
+    watch.interest = bits;
+  }
+
+  closeWatch(watch: WatchNode): void {
+    if (watch.closed) return;
+    watch.closed = true;
+    const slot = watch.token & SLOT_MASK;
+    this.watchSlots[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.watchesByFd.delete(watch.fd);
+    this.watchCount--;
+    if (watch.refed) this.refedWatches--;
+    if (watch.onClose !== undefined) this.closeCallbacks.push(watch);
+    let failure: unknown;
+    try {
+      this.poller!.unregister(watch.fd);
+    } catch (error) {
+      // The fd was closed before its watch (the kernel already dropped it): nothing is left to undo.
+      if (!(error instanceof PollerError && (error.code === "EBADF" || error.code === "ENOENT"))) {
+        failure = error;
+      }
+    }
+    if (this.parked) this.wakeParked();
+    if (failure !== undefined) throw failure;
+  }
+
+  setWatchRef(watch: WatchNode, refed: boolean): void {
+    if (watch.refed === refed) return;
+    watch.refed = refed;
+    if (!watch.closed) {
+      this.refedWatches += refed ? 1 : -1;
+      if (!refed && this.parked) this.wakeParked();
+    }
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  handleError(error: unknown, kind: number, label: string | AnyCallback): void {
+    const onError = this.onError;
+    if (onError === undefined) {
+      this.fail(error);
+      return;
+    }
+    try {
+      onError(error, {
+        kind: KIND_NAMES[kind],
+        label: typeof label === "string" ? label : labelOf(label),
+      });
+    } catch (handlerError) {
+      this.fail(handlerError);
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.failure === null) this.failure = { error };
+    this.stopRequested = true;
+    if (this.parked) this.wakeParked();
+  }
+
+  reportUnhandled(reason: unknown, promise: PromiseLike<unknown>): void {
+    const handler = this.onUnhandledRejection;
+    if (handler !== undefined) {
+      try {
+        handler(reason, promise);
+      } catch (error) {
+        this.handleError(error, KIND_MICROTASK, "onUnhandledRejection");
+      }
+      return;
+    }
+    if (this.isDefault && dispatchRejectionEvent("unhandledrejection", reason, promise)) return;
+    this.fail(reason);
+  }
+
+  reportHandled(promise: PromiseLike<unknown>): void {
+    const handler = this.onRejectionHandled;
+    if (handler !== undefined) {
+      try {
+        handler(promise);
+      } catch (error) {
+        this.handleError(error, KIND_MICROTASK, "onRejectionHandled");
+      }
+      return;
+    }
+    if (this.isDefault) dispatchRejectionEvent("rejectionhandled", undefined, promise);
+  }
+
+  // ---------------------------------------------------------------- tracked helpers
+
+  track(resource: TrackedResource): void {
+    this.tracked.add(resource);
+  }
+
+  untrack(resource: TrackedResource): void {
+    if (this.tracked.delete(resource) && this.parked && resource.refed) this.wakeParked();
+  }
+
+  addAfterCheckpoint(callback: () => void): void {
+    this.afterCheckpoint.push(callback);
+    if (!this.inBatch) this.noteWorkFromOutside();
+  }
+
+  // ---------------------------------------------------------------- liveness
+
+  hasRefedTracked(): boolean {
+    if (this.tracked.size === 0) return false;
+    for (const resource of this.tracked) if (resource.refed) return true;
+    return false;
+  }
+
+  alive(): boolean {
+    return this.tasks.size !== 0 || this.microtasks.size !== 0 || this.refedTimers !== 0 ||
+      this.refedImmediates !== 0 || this.refedWatches !== 0 || this.closeCallbacks.size !== 0 ||
+      this.afterCheckpoint.length !== 0 || this.hasRefedTracked();
+  }
+
+  /** Whether an iteration would run something now (reads the clock for timers). */
+  hasRunnableWork(): boolean {
+    if (
+      this.tasks.size !== 0 || this.microtasks.size !== 0 || this.liveImmediates !== 0 ||
+      this.closeCallbacks.size !== 0 || this.afterCheckpoint.length !== 0 ||
+      this.pendingAsyncEvents !== 0
+    ) return true;
+    const top = this.timers.peek();
+    return top !== undefined && top.deadlineMs <= this.clock.now();
+  }
+
+  aliveReasons(): AliveReason[] {
+    const reasons: AliveReason[] = [];
+    if (this.tasks.size) reasons.push({ kind: "task", label: `${this.tasks.size} queued` });
+    if (this.microtasks.size) {
+      reasons.push({ kind: "microtask", label: `${this.microtasks.size} queued` });
+    }
+    const timers = this.timers.items.filter((timer) => timer.refed)
+      .sort((a, b) => a.deadlineMs - b.deadlineMs || a.sequence - b.sequence);
+    const nowMs = this.clock.now();
+    for (const timer of timers) {
+      reasons.push({
+        kind: timer.repeat ? "interval" : "timer",
+        label: `${labelOf(timer.callback)} (id ${timer.id}, due in ${
+          Math.max(0, timer.deadlineMs - nowMs).toFixed(3)
+        } ms)`,
+      });
+    }
+    this.immediates.forEach((immediate) => {
+      if (immediate.active && immediate.refed) {
+        reasons.push({
+          kind: "immediate",
+          label: `${labelOf(immediate.callback)} (id ${immediate.id})`,
+        });
+      }
+    });
+    for (const watch of this.watchesByFd.values()) {
+      if (watch.refed) reasons.push({ kind: "watch", label: watch.label });
+    }
+    this.closeCallbacks.forEach((watch) => {
+      reasons.push({ kind: "close", label: `close callback of ${watch.label}` });
+    });
+    if (this.afterCheckpoint.length) {
+      reasons.push({ kind: "microtask", label: "pending rejection checks" });
+    }
+    for (const resource of this.tracked) {
+      if (resource.refed) reasons.push({ kind: resource.kind, label: resource.label });
+    }
+    return reasons;
+  }
+
+  // ---------------------------------------------------------------- one iteration
+
+  checkpoint(): void {
+    const queue = this.microtasks;
+    for (;;) {
+      const metrics = this.metrics;
+      let ran = 0;
+      if (metrics === null) {
+        while (queue.size !== 0) {
+          const microtask = queue.shift();
+          ran++;
+          try {
+            microtask();
+          } catch (error) {
+            this.handleError(error, KIND_MICROTASK, microtask);
+          }
+        }
+      } else {
+        while (queue.size !== 0) {
+          const microtask = queue.shift();
+          ran++;
+          const startMs = metrics.begin();
+          try {
+            microtask();
+          } catch (error) {
+            this.handleError(error, KIND_MICROTASK, microtask);
+          }
+          metrics.end(KIND_MICROTASK, startMs, microtask, undefined);
+        }
+      }
+      this.ranMicrotasks += ran;
+      if (this.afterCheckpoint.length === 0) return;
+      const hooks = this.afterCheckpoint;
+      this.afterCheckpoint = [];
+      for (const hook of hooks) {
+        try {
+          hook();
+        } catch (error) {
+          this.handleError(error, KIND_MICROTASK, hook);
+        }
+      }
+      if (queue.size === 0 && this.afterCheckpoint.length === 0) return;
+    }
+  }
+
+  /** Runs one iteration. Callers hold the batch (inBatch, current loop). */
+  iterate(): void {
+    if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+    const metrics = this.metrics;
+    if (metrics !== null) {
+      this.iterateMeasured(metrics);
+      return;
+    }
+    // The cached time is refreshed at the start of every non-empty phase, so a timer scheduled late
+    // in an iteration is measured from at most one phase ago (libuv refreshes once per iteration).
+    const clock = this.clock;
+    this.nowMs = clock.now();
+    if (this.timers.items.length !== 0) this.runTimers();
+    if (this.stopRequested) return;
+    if (this.tasks.size !== 0) {
+      this.nowMs = clock.now();
+      this.runTasks();
+      if (this.stopRequested) return;
+    }
+    if (this.watchCount !== 0 || this.pendingAsyncEvents !== 0) {
+      this.nowMs = clock.now();
+      this.runPoll();
+      if (this.stopRequested) return;
+    }
+    if (this.immediates.size !== 0) {
+      this.nowMs = clock.now();
+      this.runImmediates();
+      if (this.stopRequested) return;
+    }
+    if (this.closeCallbacks.size !== 0) this.runCloseCallbacks();
+  }
+
+  /** The same iteration, with its phases timed when the recorder samples this iteration. */
+  iterateMeasured(metrics: MetricsRecorder): void {
+    const clock = this.clock;
+    let phaseStartMs = this.nowMs = clock.now();
+    const timed = metrics.iteration(phaseStartMs);
+    metrics.depths(
+      this.tasks.size,
+      this.microtasks.size,
+      this.timers.items.length,
+      this.liveImmediates,
+      this.watchCount,
+    );
+    for (let phase = 0; phase < 5; phase++) {
+      if (phase !== 0) this.nowMs = clock.now();
+      if (phase === 0) {
+        if (this.timers.items.length !== 0) this.runTimers();
+      } else if (phase === 1) {
+        if (this.tasks.size !== 0) this.runTasks();
+      } else if (phase === 2) {
+        if (this.watchCount !== 0 || this.pendingAsyncEvents !== 0) this.runPoll();
+      } else if (phase === 3) {
+        if (this.immediates.size !== 0) this.runImmediates();
+      } else if (this.closeCallbacks.size !== 0) this.runCloseCallbacks();
+      if (timed) {
+        const endMs = clock.now();
+        metrics.phase(phase, endMs - phaseStartMs);
+        phaseStartMs = endMs;
+      }
+      if (this.stopRequested) return;
+    }
+  }
+
+  runTimers(): void {
+    const heap = this.timers;
+    const nowMs = this.nowMs;
+    const sequenceLimit = this.nextSequence;
+    const metrics = this.metrics;
+    while (heap.items.length !== 0) {
+      const timer = heap.items[0];
+      if (timer.deadlineMs > nowMs || timer.sequence >= sequenceLimit) break;
+      heap.pop();
+      const latenessMs = nowMs - timer.deadlineMs;
+      if (timer.repeat) this.rearmInterval(timer, nowMs);
+      else {
+        timer.status = TIMER_FIRED;
+        if (timer.refed) this.refedTimers--;
+        if (timer.indexed) {
+          timer.indexed = false;
+          this.timersById!.delete(timer.id);
+        }
+      }
+      this.currentNesting = timer.nesting;
+      const callback = timer.callback;
+      const args = timer.args;
+      let startMs = -1;
+      if (metrics !== null) {
+        metrics.timerFired(latenessMs);
+        startMs = metrics.begin();
+      }
+      try {
+        if (args === EMPTY_ARGS) callback();
+        else callback(...args);
+      } catch (error) {
+        this.handleError(error, KIND_TIMER, callback);
+      }
+      if (metrics !== null) metrics.end(KIND_TIMER, startMs, callback, undefined);
+      this.currentNesting = 0;
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.stopRequested) break;
+    }
+  }
+
+  rearmInterval(timer: TimerNode, nowMs: number): void {
+    const intervalMs = timer.delayMs;
+    let nextMs = timer.deadlineMs + intervalMs;
+    if (nextMs <= nowMs) {
+      const missed = this.missed;
+      if (missed === "delay") nextMs = nowMs + intervalMs;
+      else if (missed === "skip") {
+        nextMs = intervalMs > 0
+          ? timer.deadlineMs + (Math.floor((nowMs - timer.deadlineMs) / intervalMs) + 1) * intervalMs
+          : nowMs;
+      }
+      // "burst": keep the absolute schedule; one tick per pass until caught up.
+    }
+    timer.deadlineMs = nextMs;
+    timer.sequence = this.nextSequence++;
+    timer.nesting++;
+    if (this.clampNested && timer.nesting > 5 && intervalMs < 4 && nextMs < nowMs + 4) {
+      timer.deadlineMs = nowMs + 4;
+    }
+    this.timers.push(timer);
+  }
+
+  runTasks(): void {
+    const queue = this.tasks;
+    let remaining = queue.size;
+    const metrics = this.metrics;
+    let ran = 0;
+    while (remaining-- !== 0) {
+      const task = queue.shift();
+      ran++;
+      if (metrics === null) {
+        try {
+          task();
+        } catch (error) {
+          this.handleError(error, KIND_TASK, task);
+        }
+      } else {
+        const startMs = metrics.begin();
+        try {
+          task();
+        } catch (error) {
+          this.handleError(error, KIND_TASK, task);
+        }
+        metrics.end(KIND_TASK, startMs, task, undefined);
+      }
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.stopRequested) break;
+      // A long phase gives Deno's own event loop its turn too (a clock read costs ~130 ns).
+      if ((ran & BUDGET_CHECK_MASK) === 0 && performance.now() > this.batchDeadlineMs) break;
+    }
+    this.ranTasks += ran;
+  }
+
+  runPoll(): void {
+    let batch: EventBatch;
+    let count: number;
+    if (this.pendingAsyncEvents !== 0) {
+      batch = this.asyncBatch!;
+      count = this.pendingAsyncEvents;
+      this.pendingAsyncEvents = 0;
+    } else {
+      batch = this.syncBatch!;
+      try {
+        count = this.poller!.wait(batch, 0);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+    }
+    if (count === 0) return;
+    const pass = ++this.pollPass;
+    const slots = this.watchSlots;
+    const metrics = this.metrics;
+    for (let i = 0; i < count; i++) {
+      const token = batch.tokens[i];
+      const watch = slots[token & SLOT_MASK];
+      // Stale tokens (a watch closed since the wait was parked) and repeats are skipped.
+      if (watch === undefined || watch.token !== token || watch.lastPass === pass) continue;
+      const bits = batch.readiness[i] & (watch.interest | HANGUP | ERROR);
+      if (bits === 0) continue;
+      watch.lastPass = pass;
+      const event = watch.event;
+      event.bits = bits;
+      event.readable = (bits & READABLE) !== 0;
+      event.writable = (bits & WRITABLE) !== 0;
+      event.priority = (bits & PRIORITY) !== 0;
+      event.hangup = (bits & HANGUP) !== 0;
+      event.error = (bits & ERROR) !== 0;
+      const startMs = metrics === null ? -1 : metrics.begin();
+      try {
+        watch.callback(event);
+      } catch (error) {
+        this.handleError(error, KIND_FD, watch.label);
+      }
+      if (metrics !== null) metrics.end(KIND_FD, startMs, watch.callback, watch.label);
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.stopRequested) break;
+    }
+  }
+
+  runImmediates(): void {
+    const queue = this.immediates;
+    let remaining = queue.size;
+    const metrics = this.metrics;
+    while (remaining-- !== 0) {
+      const immediate = queue.shift();
+      if (!immediate.active) continue;
+      immediate.active = false;
+      this.liveImmediates--;
+      if (immediate.refed) this.refedImmediates--;
+      if (immediate.indexed) this.timersById!.delete(immediate.id);
+      this.ranImmediates++;
+      const callback = immediate.callback;
+      const args = immediate.args;
+      const startMs = metrics === null ? -1 : metrics.begin();
+      try {
+        if (args === EMPTY_ARGS) callback();
+        else callback(...args);
+      } catch (error) {
+        this.handleError(error, KIND_IMMEDIATE, callback);
+      }
+      if (metrics !== null) metrics.end(KIND_IMMEDIATE, startMs, callback, undefined);
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.stopRequested) break;
+    }
+  }
+
+  runCloseCallbacks(): void {
+    const queue = this.closeCallbacks;
+    let remaining = queue.size;
+    while (remaining-- !== 0) {
+      const watch = queue.shift();
+      try {
+        watch.onClose!();
+      } catch (error) {
+        this.handleError(error, KIND_CLOSE, watch.label);
+      }
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.stopRequested) break;
+    }
+  }
+
+  // ---------------------------------------------------------------- batches
+
+  /** Runs iterations synchronously until idle, stopped, or the yield budget is spent. */
+  runBatch(): "idle" | "yield" | "done" {
+    const previous = enterLoop(this.loop);
+    this.inBatch = true;
+    this.batchDeadlineMs = performance.now() + this.yieldIntervalMs;
+    try {
+      for (;;) {
+        this.iterate();
+        if (this.stopRequested || !this.alive()) return "done";
+        if (this.hasRunnableWork() || (this.virtual && this.advanceVirtualClock())) {
+          if (performance.now() > this.batchDeadlineMs) return "yield";
+          continue;
+        }
+        return "idle";
+      }
+    } finally {
+      this.inBatch = false;
+      leaveLoop(previous);
+    }
+  }
+
+  /** On a virtual clock: jumps to the next timer deadline or scripted fd event. */
+  advanceVirtualClock(): boolean {
+    let nextMs = this.timers.peek()?.deadlineMs ?? Infinity;
+    const poller = this.poller;
+    if (poller !== null && poller.nextEventTimeMs !== undefined && this.watchCount !== 0) {
+      const eventMs = poller.nextEventTimeMs();
+      if (eventMs < nextMs) nextMs = eventMs;
+    }
+    if (nextMs === Infinity) return false;
+    const clock = this.clock as Clock & { set(ms: number): void };
+    const nowMs = clock.now();
+    if (nextMs > nowMs) {
+      this.metrics?.waited(nextMs - nowMs);
+      clock.set(nextMs);
+    }
+    return true;
+  }
+
+  runOnce(): boolean {
+    this.assertCanRun("run one iteration");
+    const previous = enterLoop(this.loop);
+    this.inBatch = true;
+    this.batchDeadlineMs = performance.now() + this.yieldIntervalMs;
+    try {
+      this.iterate();
+    } finally {
+      this.inBatch = false;
+      leaveLoop(previous);
+      this.metrics?.stopped(this.clock.now());
+    }
+    this.stopRequested = false;
+    if (this.closeRequested) this.startClose();
+    const failure = this.failure;
+    if (failure !== null) {
+      this.failure = null;
+      throw failure.error;
+    }
+    return this.alive();
+  }
+
+  assertCanRun(what: string): void {
+    if (this.accept === CLOSED || this.state === "closing") {
+      throw new LoopClosedError(`Cannot ${what} as the loop "${this.label}" is ${this.state}`);
+    }
+    if (this.state === "running" || this.inBatch) {
+      throw new LoopStateError(
+        `Cannot ${what} as the loop "${this.label}" is already running${
+          this.inBatch ? " (called from one of its own callbacks)" : ""
+        }`,
+      );
+    }
+  }
+
+  async run(): Promise<void> {
+    this.assertCanRun("run the loop");
+    this.state = "running";
+    this.stopRequested = false;
+    this.autoStartScheduled = false;
+    try {
+      for (;;) {
+        const outcome = this.runBatch();
+        if (outcome === "done") break;
+        if (outcome === "yield") await this.yieldToHost();
+        else await this.idleWait();
+        if (this.stopRequested) break;
+      }
+    } finally {
+      this.state = "idle";
+      this.stopRequested = false;
+      this.releaseChannel();
+      this.metrics?.stopped(this.clock.now());
+    }
+    if (this.closeRequested) this.startClose();
+    const failure = this.failure;
+    if (failure !== null) {
+      this.failure = null;
+      throw failure.error;
+    }
+  }
+
+  stop(): void {
+    this.stopRequested = this.state === "running" || this.inBatch;
+    if (this.parked) this.wakeParked();
+  }
+
+  scheduleAutoStart(): void {
+    if (this.autoStartScheduled || this.accept !== ACCEPTING) return;
+    this.autoStartScheduled = true;
+    queueMicrotask(() => {
+      if (this.state !== "idle" || this.inBatch || this.accept !== ACCEPTING) {
+        this.autoStartScheduled = false;
+        return;
+      }
+      // An error the default loop's callbacks throw surfaces as Deno surfaces an uncaught one.
+      void this.run();
+    });
+  }
+
+  // ---------------------------------------------------------------- waiting
+
+  yieldToHost(): Promise<void> {
+    let channel = this.channel;
+    if (channel === null) {
+      channel = this.channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        const resolve = this.yieldResolve;
+        this.yieldResolve = null;
+        resolve?.();
+      };
+    }
+    const port = channel.port2;
+    return new Promise((resolve) => {
+      this.yieldResolve = resolve;
+      port.postMessage(null);
+    });
+  }
+
+  releaseChannel(): void {
+    if (this.channel !== null) {
+      this.channel.port1.close();
+      this.channel.port2.close();
+      this.channel = null;
+    }
+  }
+
+  /** Parks until the next timer deadline, an fd event, or a wake. */
+  async idleWait(): Promise<void> {
+    const poller = this.watchCount !== 0 ? this.poller : this.idlePoller();
+    let timeoutMs = -1;
+    const top = this.timers.peek();
+    if (!this.virtual && top !== undefined) {
+      timeoutMs = top.deadlineMs - this.clock.now();
+      if (timeoutMs <= 0) return;
+    }
+    this.parkedDeadlineMs = timeoutMs < 0 ? Infinity : top!.deadlineMs;
+    this.parked = true;
+    const metrics = this.metrics;
+    const startMs = metrics === null ? 0 : this.clock.now();
+    try {
+      if (poller !== null) {
+        let count = 0;
+        try {
+          count = await poller.waitAsync(this.asyncBatch!, timeoutMs);
+        } catch (error) {
+          this.fail(error);
+        }
+        if (this.watchCount !== 0) this.pendingAsyncEvents = count;
+      } else {
+        await this.jsWait(timeoutMs);
+      }
+    } finally {
+      this.parked = false;
+      this.parkedDeadlineMs = Infinity;
+      if (metrics !== null) metrics.waited(this.clock.now() - startMs);
+    }
+  }
+
+  /** Without a poller: Deno's timer for the bulk of the wait, then short yields to the deadline. */
+  jsWait(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const deadlineMs = timeoutMs < 0 ? Infinity : this.clock.now() + timeoutMs;
+      const finish = () => {
+        if (this.jsTimer !== undefined) clearTimeout(this.jsTimer);
+        this.jsTimer = undefined;
+        this.jsWake = null;
+        resolve();
+      };
+      this.jsWake = finish;
+      if (deadlineMs === Infinity) return;
+      // Deno's timers fire about 1 ms late; sleep until ~1 ms before the deadline, then yield to Deno
+      // in ~4 us steps until it is reached, so timers are neither early nor coarse.
+      const spinUntilDeadline = () => {
+        this.jsTimer = undefined;
+        if (this.jsWake !== finish) return;
+        if (this.clock.now() >= deadlineMs) finish();
+        else void this.yieldToHost().then(spinUntilDeadline);
+      };
+      const sleepMs = Math.floor(timeoutMs - 1);
+      if (sleepMs >= 1) this.jsTimer = setTimeout(spinUntilDeadline, sleepMs);
+      else spinUntilDeadline();
+    });
+  }
+
+  wakeParked(): void {
+    if (this.jsWake !== null) this.jsWake();
+    else if (this.poller !== null) this.poller.wake();
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  close(): Promise<CloseReport> {
+    if (this.closeDeferred !== null) return this.closeDeferred.promise;
+    let resolve!: (report: CloseReport) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<CloseReport>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.closeDeferred = { promise, resolve, reject };
+    this.accept = CLOSING;
+    if (this.state === "running" || this.inBatch) {
+      this.closeRequested = true;
+      this.stopRequested = true;
+      if (this.parked) this.wakeParked();
+    } else {
+      this.startClose();
+    }
+    return promise;
+  }
+
+  startClose(): void {
+    this.closeRequested = false;
+    this.state = "closing";
+    const deferred = this.closeDeferred!;
+    let report: CloseReport;
+    try {
+      report = this.drainAndRelease();
+    } catch (error) {
+      this.fail(error);
+      report = this.emptyReport();
+    }
+    const poller = this.ownsPoller ? this.poller : null;
+    this.poller = null;
+    const finish = () => {
+      this.state = "closed";
+      this.accept = CLOSED;
+      const failure = this.failure;
+      this.failure = null;
+      if (failure !== null) deferred.reject(failure.error);
+      else deferred.resolve(report);
+    };
+    if (poller === null) finish();
+    else poller.close().then(finish, (error) => {
+      this.fail(error);
+      finish();
+    });
+  }
+
+  emptyReport(): CloseReport {
+    return {
+      ran: { tasks: 0, microtasks: 0, immediates: 0 },
+      disposed: { timers: 0, watches: 0, rejected: 0 },
+      items: [],
+    };
+  }
+
+  /** The graceful part of close: run what is queued, then cancel and reject what is pending. */
+  drainAndRelease(): CloseReport {
+    const previous = enterLoop(this.loop);
+    this.inBatch = true;
+    this.stopRequested = false;
+    this.batchDeadlineMs = Infinity;
+    const ranTasksBefore = this.ranTasks;
+    const ranMicrotasksBefore = this.ranMicrotasks;
+    const ranImmediatesBefore = this.ranImmediates;
+    const items: ClosedItem[] = [];
+    let timers = 0;
+    let watches = 0;
+    let rejected = 0;
+    try {
+      const drainQueued = () => {
+        // New tasks, timers and immediates are refused while closing, so this terminates unless
+        // microtasks keep queueing microtasks forever (as they would on any loop).
+        do {
+          this.stopRequested = false;
+          this.checkpoint();
+          if (this.tasks.size !== 0) this.runTasks();
+          if (this.immediates.size !== 0) this.runImmediates();
+          if (this.closeCallbacks.size !== 0) this.runCloseCallbacks();
+        } while (
+          this.tasks.size !== 0 || this.microtasks.size !== 0 || this.liveImmediates !== 0 ||
+          this.closeCallbacks.size !== 0 || this.afterCheckpoint.length !== 0
+        );
+      };
+      drainQueued();
+      for (const timer of this.timers.items.slice()) {
+        items.push({
+          kind: timer.repeat ? "interval" : "timer",
+          label: labelOf(timer.callback),
+          disposition: "cancelled",
+        });
+        this.clearTimer(timer);
+        timers++;
+      }
+      for (const watch of [...this.watchesByFd.values()]) {
+        items.push({ kind: "watch", label: watch.label, disposition: "cancelled" });
+        try {
+          this.closeWatch(watch);
+        } catch (error) {
+          this.handleError(error, KIND_CLOSE, watch.label);
+        }
+        watches++;
+      }
+      for (const resource of [...this.tracked]) {
+        this.tracked.delete(resource);
+        let disposition: Disposition;
+        try {
+          disposition = resource.dispose(
+            new LoopClosedError(
+              `Cannot settle ${resource.label} as its loop "${this.label}" was closed`,
+            ),
+          );
+        } catch (error) {
+          this.handleError(error, KIND_CLOSE, resource.label);
+          disposition = "cancelled";
+        }
+        if (disposition === "rejected") rejected++;
+        items.push({ kind: resource.kind, label: resource.label, disposition });
+      }
+      // Rejections and close callbacks settle their followers before the loop is gone.
+      this.accept = CLOSING;
+      drainQueued();
+    } finally {
+      this.inBatch = false;
+      leaveLoop(previous);
+    }
+    return {
+      ran: {
+        tasks: this.ranTasks - ranTasksBefore,
+        microtasks: this.ranMicrotasks - ranMicrotasksBefore,
+        immediates: this.ranImmediates - ranImmediatesBefore,
+      },
+      disposed: { timers, watches, rejected },
+      items,
+    };
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    if (this.metrics === null) {
+      throw new LoopStateError(
+        `Cannot take a metrics snapshot as the loop "${this.label}" was created without { metrics: true }`,
+      );
+    }
+    return this.metrics.snapshot(this.clock.now());
+  }
+}
+
+/**
+ * Dispatches a cancelable `unhandledrejection`/`rejectionhandled` event on `globalThis`. Returns
+ * whether a listener cancelled it.
+ */
+function dispatchRejectionEvent(
+  type: "unhandledrejection" | "rejectionhandled",
+  reason: unknown,
+  promise: PromiseLike<unknown>,
+): boolean {
+  if (typeof globalThis.dispatchEvent !== "function") return false;
+  const event = new Event(type, { cancelable: type === "unhandledrejection" });
+  Object.defineProperties(event, {
+    promise: { value: promise, enumerable: true },
+    reason: { value: reason, enumerable: true },
+  });
+  globalThis.dispatchEvent(event);
+  return event.defaultPrevented;
+}
+
+export { EMPTY_ARGS };

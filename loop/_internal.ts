@@ -1,0 +1,28 @@
+// Symbol-keyed hooks through which promise/ and timers/ integrate with a Loop. Not exported from any
+// mod.ts: they are the package's own seams, not public API.
+import type { LoopClosedError } from "./errors.ts";
+
+/** How a tracked resource was disposed of when its loop closed. */
+export type Disposition = "cancelled" | "rejected";
+
+/** A pending helper (sleep, deadline, combinator) that the loop lists and disposes of on close. */
+export interface TrackedResource {
+  readonly kind: string;
+  readonly label: string;
+  /** Whether it keeps `run()` alive (and shows in `aliveReasons()`). Read live. */
+  readonly refed: boolean;
+  dispose(error: LoopClosedError): Disposition;
+}
+
+/** `loop[kTrack](resource)`: start tracking a pending helper. */
+export const kTrack: unique symbol = Symbol("eventloop.track");
+/** `loop[kUntrack](resource)`: it settled; forget it. */
+export const kUntrack: unique symbol = Symbol("eventloop.untrack");
+/** `loop[kAfterCheckpoint](fn)`: run `fn` once the current microtask checkpoint has drained. */
+export const kAfterCheckpoint: unique symbol = Symbol("eventloop.afterCheckpoint");
+/** `loop[kReportUnhandled](reason, promise)`: a rejection nobody handled by the end of a checkpoint. */
+export const kReportUnhandled: unique symbol = Symbol("eventloop.reportUnhandled");
+/** `loop[kReportHandled](promise)`: a handler was attached to a previously reported rejection. */
+export const kReportHandled: unique symbol = Symbol("eventloop.reportHandled");
+/** `Loop[kCreateDefault]()`: builds the one default loop (see `defaultLoop()`). */
+export const kCreateDefault: unique symbol = Symbol("eventloop.createDefault");

@@ -1,0 +1,88 @@
+// Argument checks shared by every backend, so they all reject bad input the same way.
+import { INTEREST_MASK } from "./types.ts";
+
+/** Largest fd a C `int` can hold; larger numbers cannot name an open file. */
+export const MAX_FD = 0x7fffffff;
+/** Largest token (u32). */
+export const MAX_TOKEN = 0xffffffff;
+/** The longest finite timeout handed to the kernel, in ms (C `int` milliseconds, ~24.8 days). */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
+
+/**
+ * Throws a TypeError unless `fd` is an integer. Returns whether it is in `[0, MAX_FD]`: callers
+ * turn an out-of-range integer into the `EBADF` the kernel would report.
+ */
+export function checkFd(fd: unknown, action: string): boolean {
+  if (typeof fd !== "number" || !Number.isInteger(fd)) {
+    throw new TypeError(
+      `Cannot ${action} as the fd must be an integer: current value is ${describe(fd)}`,
+    );
+  }
+  return fd >= 0 && fd <= MAX_FD;
+}
+
+/** Throws unless `token` is an integer in `[0, 2^32)`. */
+export function checkToken(token: unknown, action: string): void {
+  if (typeof token !== "number" || !Number.isInteger(token)) {
+    throw new TypeError(
+      `Cannot ${action} as the token must be an integer: current value is ${describe(token)}`,
+    );
+  }
+  if (token < 0 || token > MAX_TOKEN) {
+    throw new RangeError(
+      `Cannot ${action} as the token must be in [0, 4294967295]: current value is ${token}`,
+    );
+  }
+}
+
+/** Throws unless `interest` is a non-zero combination of READABLE, WRITABLE and PRIORITY. */
+export function checkInterest(interest: unknown, action: string): void {
+  if (typeof interest !== "number" || !Number.isInteger(interest)) {
+    throw new TypeError(
+      `Cannot ${action} as the interest must be an integer: current value is ${describe(interest)}`,
+    );
+  }
+  if (interest === 0 || (interest & ~INTEREST_MASK) !== 0 || interest < 0) {
+    throw new RangeError(
+      `Cannot ${action} as the interest must be a non-zero combination of READABLE (1), WRITABLE (2) and PRIORITY (4): current value is ${interest}`,
+    );
+  }
+}
+
+/**
+ * Validates a wait timeout and normalises it: `-1` for "forever" (negative or `Infinity`),
+ * otherwise the finite, non-negative ms value (fractional kept).
+ */
+export function normaliseTimeout(timeoutMs: unknown): number {
+  if (typeof timeoutMs !== "number") {
+    throw new TypeError(
+      `Cannot wait as the timeout must be a number of ms: current value is ${describe(timeoutMs)}`,
+    );
+  }
+  if (timeoutMs !== timeoutMs) {
+    throw new RangeError("Cannot wait as the timeout must not be NaN: current value is NaN");
+  }
+  if (timeoutMs < 0 || timeoutMs === Infinity) return -1;
+  return timeoutMs;
+}
+
+/** Throws unless `batch` looks like an EventBatch (cheap: hot path). */
+export function checkBatch(batch: unknown): void {
+  const b = batch as { tokens?: unknown; readiness?: unknown; capacity?: unknown } | null;
+  if (
+    b === null || typeof b !== "object" || !(b.tokens instanceof Uint32Array) ||
+    !(b.readiness instanceof Uint8Array) || typeof b.capacity !== "number"
+  ) {
+    throw new TypeError(
+      `Cannot wait as the batch must be an EventBatch: current value is ${describe(batch)}`,
+    );
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "symbol") return value.toString();
+  if (value !== null && typeof value === "object") return Object.prototype.toString.call(value);
+  return String(value);
+}

@@ -1,0 +1,1015 @@
+/**
+ * {@linkcode LoopPromise}: a Promises/A+ promise whose reactions run as microtasks of a
+ * {@linkcode Loop}.
+ *
+ * @module
+ */
+import { Loop } from "../loop/loop.ts";
+import { currentLoop } from "../loop/default_loop.ts";
+import { kAfterCheckpoint, kReportHandled, kReportUnhandled } from "../loop/_internal.ts";
+import { all } from "./all.ts";
+import { allSettled } from "./all_settled.ts";
+import { any } from "./any.ts";
+import { race } from "./race.ts";
+import type { CombinatorOptions, SettledOutcome } from "./_combinator.ts";
+
+// Engine overview (why it is shaped this way):
+// - One object per promise. A promise created by `then()` is also its own reaction record: it holds
+//   the handlers and is linked into its source's reaction list through `#next`, so `then()` allocates
+//   exactly one object and a settled promise with one reaction stores it inline.
+// - Reaction lists are intrusive singly linked lists, prepended and reversed once at settlement (FIFO
+//   order of `then()` calls without an array or a tail pointer per promise).
+// - Jobs wait in a per-loop intrusive FIFO (through the same `#next`); for each job one shared
+//   function is queued with `loop.queueMicrotask`, so every reaction is exactly one loop microtask,
+//   interleaved in order with the loop's other microtasks, with no closure per reaction.
+// - Internal records (combinator element callbacks, foreign-thenable jobs) are instances of the same
+//   class in other "kinds", so every queue and list stays monomorphic.
+
+const PENDING = 0;
+const FULFILLED = 1;
+const REJECTED = 2;
+const STATE_MASK = 3;
+/** The resolve functions were used (the A+ "already resolved"), or it settled. */
+const LOCKED = 4;
+/** A handler was attached (or the outcome was consumed internally): never report it. */
+const HANDLED = 8;
+/** It was reported as an unhandled rejection. */
+const REPORTED = 16;
+/** As a queued job: the outcome it carries (in `#value`) is a rejection. */
+const INCOMING_REJECTED = 32;
+/** An internal callback record: `#onF(#onR, #head, rejected, value)`. */
+const KIND_RECORD = 64;
+/** An internal job that calls a foreign thenable's `then` (`#onF`) on `#onR` for promise `#head`. */
+const KIND_THENABLE = 128;
+
+const INTERNAL: unique symbol = Symbol("LoopPromise.internal");
+/** Where a loop keeps its promise runtime (set on first use). */
+const kRuntime: unique symbol = Symbol("eventloop.promiseRuntime");
+
+/** The settlement state of a {@linkcode LoopPromise}. */
+export type LoopPromiseState = "pending" | "fulfilled" | "rejected";
+
+/** Options for making a {@linkcode LoopPromise}. */
+export interface LoopPromiseOptions {
+  /** The loop whose microtasks run the promise's reactions; default `currentLoop()`. */
+  loop?: Loop;
+}
+
+/** The executor passed to `new LoopPromise(executor)`. */
+export type LoopPromiseExecutor<T> = (
+  resolve: (value: T | PromiseLike<T>) => void,
+  reject: (reason?: unknown) => void,
+) => void;
+
+/** What {@linkcode LoopPromise.withResolvers} returns. */
+export interface LoopPromiseWithResolvers<T> {
+  /** The promise. */
+  promise: LoopPromise<T>;
+  /** Resolves it (adopting a thenable); later calls of either function are ignored. */
+  resolve: (value: T | PromiseLike<T>) => void;
+  /** Rejects it; later calls of either function are ignored. */
+  reject: (reason?: unknown) => void;
+}
+
+/**
+ * An internal element callback: receives the context it was registered with, an index, whether
+ * the observed value rejected, and the value or reason.
+ *
+ * @internal
+ */
+// deno-lint-ignore no-explicit-any
+export type ElementCallback<C> = (ctx: C, index: number, rejected: boolean, value: any) => void;
+
+/** Per-loop promise state: the job FIFO and the pending unhandled rejections. */
+class Runtime {
+  readonly loop: Loop;
+  head: AnyPromise | undefined = undefined;
+  tail: AnyPromise | undefined = undefined;
+  /** Queued once per job: runs the oldest job. */
+  readonly drainOne: () => void;
+  /** Rejected without a handler since the last check. */
+  unhandled: AnyPromise[] = [];
+  checkScheduled = false;
+  readonly checkUnhandled: () => void;
+  /** The loop refused a microtask (it is closed): jobs now run on native microtasks. */
+  native = false;
+  nativeScheduled = false;
+  readonly drainAll: () => void;
+
+  constructor(
+    loop: Loop,
+    drainOne: (rt: Runtime) => void,
+    check: (rt: Runtime) => void,
+    drainAll: (rt: Runtime) => void,
+  ) {
+    this.loop = loop;
+    this.drainOne = () => drainOne(this);
+    this.checkUnhandled = () => check(this);
+    this.drainAll = () => drainAll(this);
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyPromise = LoopPromise<any>;
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (...args: any[]) => any;
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return Object.prototype.toString.call(value);
+  if (typeof value === "string") return JSON.stringify(value);
+  return String(value);
+}
+
+// Internal operations, defined inside the class body (they need its #private fields) and exported
+// for the other files of promise/. Assigned once, while the class is evaluated.
+
+/** @internal The promise runtime of `loop` (validated). */
+export let runtimeOf: (loop: Loop) => Runtime;
+/** @internal A new pending promise on runtime `rt`. */
+export let makePromise: <T>(rt: Runtime) => LoopPromise<T>;
+/** @internal The runtime a promise is bound to. */
+export let runtimeOfPromise: (promise: AnyPromise) => Runtime;
+/** @internal Whether `value` is a LoopPromise (brand check). */
+export let isLoopPromise: (value: unknown) => value is AnyPromise;
+/** @internal Resolves a pending promise with `value` (adopting thenables); ignores settled ones. */
+export let resolvePromise: (promise: AnyPromise, value: unknown) => void;
+/** @internal Settles a pending promise with a non-thenable outcome; ignores settled ones. */
+export let settlePromise: (promise: AnyPromise, rejected: boolean, value: unknown) => void;
+/**
+ * @internal Calls `callback(ctx, index, rejected, value)` as a loop microtask once `value`
+ * settles (at once for a non-thenable), marking a LoopPromise handled. Thenables are adopted on
+ * `rt` per the A+ procedure.
+ */
+export let observe: <C>(
+  rt: Runtime,
+  value: unknown,
+  callback: ElementCallback<C>,
+  ctx: C,
+  index: number,
+) => void;
+/** @internal Queues `callback(ctx, index, rejected, value)` as a microtask on `rt`. */
+export let queueCallback: <C>(
+  rt: Runtime,
+  callback: ElementCallback<C>,
+  ctx: C,
+  index: number,
+  rejected: boolean,
+  value: unknown,
+) => void;
+/** @internal Marks a promise handled (no unhandled-rejection report for it). */
+export let markHandled: (promise: AnyPromise) => void;
+
+export type { Runtime };
+
+/**
+ * A Promises/A+ promise whose reactions run as microtasks of a {@linkcode Loop}, so promise-driven
+ * code shares the loop's order, virtual time, metrics and error handling. It is awaitable, adopts
+ * any thenable (native promises included) and is faster than a native promise.
+ *
+ * - **Loop binding.** `new LoopPromise(executor)` binds to `options.loop ?? currentLoop()`;
+ *   promises made by `then`/`catch`/`finally` bind to their source's loop. Reactions run when that
+ *   loop runs (the default loop starts itself).
+ * - **Adoption.** Resolving with a thenable reads its `then` once and calls it in a later microtask
+ *   (as native promises do); resolving with another `LoopPromise` (or a subclass) adopts its state
+ *   directly, without calling `then` and without extra microtasks.
+ * - **Unhandled rejections.** A promise rejected with no handler by the end of the loop's microtask
+ *   checkpoint is reported once (the loop's `onUnhandledRejection`, else the loop fails fast, or on
+ *   the default loop a cancelable `unhandledrejection` event on `globalThis`); a handler attached
+ *   later reports it handled. As natively, `then(f)` without a rejection handler handles its source,
+ *   and its child carries the rejection on (and is what gets reported).
+ * - **Closed loops.** If its loop is closed, reactions run on native microtasks instead, so a promise
+ *   never hangs because its loop is gone.
+ * - **Inspection.** {@linkcode LoopPromise.state}, {@linkcode LoopPromise.value} and
+ *   {@linkcode LoopPromise.reason} read the outcome synchronously, without handling the promise.
+ * - `then` always returns a `LoopPromise` (no species): subclasses get the base behaviour.
+ *
+ * @typeParam T The fulfilment value's type.
+ *
+ * @example Basics
+ * ```ts
+ * import { LoopPromise } from "./loop_promise.ts";
+ * const p = new LoopPromise<number>((resolve) => resolve(21)).then((n) => n * 2);
+ * console.log(p.state); // "pending": reactions run as loop microtasks
+ * console.log(await p); // 42
+ * console.log(p.state, p.value); // "fulfilled" 42
+ * ```
+ *
+ * @example On an explicit loop, in virtual time
+ * ```ts
+ * import { Loop, VirtualClock } from "../loop/mod.ts";
+ * import { LoopPromise } from "./loop_promise.ts";
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const later = new LoopPromise<string>((resolve) => {
+ *   loop.setTimeout(() => resolve("an hour later"), 3_600_000);
+ * }, { loop });
+ * later.then((text) => console.log(text, loop.now())); // "an hour later" 3600000
+ * await loop.run();
+ * await loop.close();
+ * ```
+ */
+export class LoopPromise<T> implements PromiseLike<T> {
+  // Field order is the object layout; keep the hot fields first.
+  #flags = 0;
+  #value: unknown = undefined;
+  #rt: Runtime;
+  /** Reaction list head; for a record, its index; for a thenable job, the target promise. */
+  #head: unknown = undefined;
+  /** Link in a reaction list or in the job FIFO. */
+  #next: AnyPromise | undefined = undefined;
+  /** Fulfilment handler; for a record, its callback; for a thenable job, the `then` function. */
+  #onF: AnyFunction | undefined = undefined;
+  /** Rejection handler; for a record, its context; for a thenable job, the thenable. */
+  #onR: unknown = undefined;
+
+  /**
+   * Makes a promise and calls `executor(resolve, reject)` synchronously; an exception it throws
+   * rejects the promise (unless it was already resolved).
+   *
+   * @param executor Receives the resolve and reject functions (only the first call of either counts).
+   * @param options The `loop` to bind to; default `currentLoop()`.
+   * @throws {TypeError} If `executor` is not a function or `options.loop` is not a `Loop`.
+   */
+  constructor(executor: LoopPromiseExecutor<T>, options?: LoopPromiseOptions) {
+    if ((executor as unknown) === INTERNAL) {
+      this.#rt = options as unknown as Runtime;
+      return;
+    }
+    if (typeof executor !== "function") {
+      throw new TypeError(
+        `Cannot construct a LoopPromise as the executor must be a function: current value is ${
+          describe(executor)
+        }`,
+      );
+    }
+    this.#rt = runtimeOf(options?.loop ?? currentLoop());
+    const resolve = (value: T | PromiseLike<T>): void => {
+      if ((this.#flags & LOCKED) !== 0) return;
+      this.#flags |= LOCKED;
+      LoopPromise.#resolve(this, value);
+    };
+    const reject = (reason?: unknown): void => {
+      if ((this.#flags & LOCKED) !== 0) return;
+      this.#flags |= LOCKED;
+      LoopPromise.#settle(this, REJECTED, reason);
+    };
+    try {
+      executor(resolve, reject);
+    } catch (error) {
+      reject(error);
+    }
+  }
+
+  /**
+   * Attaches reactions; they run as microtasks of the promise's loop once it settles, in the order
+   * `then` was called. Non-function arguments pass the outcome through.
+   *
+   * @param onFulfilled Called with the value; its result resolves the returned promise.
+   * @param onRejected Called with the reason; its result resolves the returned promise.
+   * @returns A new promise on the same loop, resolved with the handler's result (or rejected with
+   * what it throws).
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const doubled = LoopPromise.resolve(2).then((n) => n * 2);
+   * console.log(await doubled); // 4
+   * ```
+   */
+  then<TResult1 = T, TResult2 = never>(
+    onFulfilled?: ((value: T) => TResult1 | PromiseLike<TResult1>) | null,
+    // deno-lint-ignore no-explicit-any
+    onRejected?: ((reason: any) => TResult2 | PromiseLike<TResult2>) | null,
+  ): LoopPromise<TResult1 | TResult2> {
+    const child = new LoopPromise<TResult1 | TResult2>(INTERNAL as never, this.#rt as never);
+    if (typeof onFulfilled === "function") child.#onF = onFulfilled;
+    if (typeof onRejected === "function") child.#onR = onRejected;
+    LoopPromise.#attach(this, child);
+    return child;
+  }
+
+  /**
+   * Attaches a rejection handler: `then(undefined, onRejected)`.
+   *
+   * @param onRejected Called with the reason; its result resolves the returned promise.
+   * @returns A new promise on the same loop.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const recovered = LoopPromise.reject(new Error("boom")).catch((error) => error.message);
+   * console.log(await recovered); // "boom"
+   * ```
+   */
+  catch<TResult = never>(
+    // deno-lint-ignore no-explicit-any
+    onRejected?: ((reason: any) => TResult | PromiseLike<TResult>) | null,
+  ): LoopPromise<T | TResult> {
+    return this.then(undefined, onRejected);
+  }
+
+  /**
+   * Runs `onFinally` once the promise settles, then passes the outcome through (unless `onFinally`
+   * throws or returns a promise that rejects, which rejects the result instead). If `onFinally`
+   * returns a thenable, the result waits for it.
+   *
+   * @param onFinally Called with no arguments.
+   * @returns A new promise on the same loop.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const value = await LoopPromise.resolve("done").finally(() => console.log("cleanup"));
+   * console.log(value); // "done"
+   * ```
+   */
+  finally(onFinally?: (() => void) | null): LoopPromise<T> {
+    if (typeof onFinally !== "function") return this.then(onFinally, onFinally);
+    const rt = this.#rt;
+    return this.then(
+      (value) => {
+        const result: unknown = onFinally();
+        if (result === null || (typeof result !== "object" && typeof result !== "function")) {
+          return value;
+        }
+        return LoopPromise.#on<unknown>(rt, result).then(() => value);
+      },
+      (reason) => {
+        const result: unknown = onFinally();
+        if (result === null || (typeof result !== "object" && typeof result !== "function")) {
+          throw reason;
+        }
+        return LoopPromise.#on<unknown>(rt, result).then(() => {
+          throw reason;
+        });
+      },
+    );
+  }
+
+  /**
+   * The settlement state, read synchronously.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(LoopPromise.resolve(1).state); // "fulfilled"
+   * ```
+   */
+  get state(): LoopPromiseState {
+    const state = this.#flags & STATE_MASK;
+    return state === PENDING ? "pending" : state === FULFILLED ? "fulfilled" : "rejected";
+  }
+
+  /**
+   * The fulfilment value when {@linkcode LoopPromise.state} is `"fulfilled"`, else `undefined`
+   * (check `state` to tell a pending promise from one fulfilled with `undefined`).
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(LoopPromise.resolve(7).value); // 7
+   * ```
+   */
+  get value(): T | undefined {
+    return (this.#flags & STATE_MASK) === FULFILLED ? this.#value as T : undefined;
+  }
+
+  /**
+   * The rejection reason when {@linkcode LoopPromise.state} is `"rejected"`, else `undefined`.
+   * Reading it does not handle the rejection: attach a handler for that.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const p = LoopPromise.reject(new Error("no"));
+   * console.log((p.reason as Error).message); // "no"
+   * p.catch(() => {}); // handle it
+   * ```
+   */
+  get reason(): unknown {
+    return (this.#flags & STATE_MASK) === REJECTED ? this.#value : undefined;
+  }
+
+  /**
+   * The loop whose microtasks run this promise's reactions.
+   *
+   * @example
+   * ```ts
+   * import { currentLoop } from "../loop/mod.ts";
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(LoopPromise.resolve().loop === currentLoop()); // true
+   * ```
+   */
+  get loop(): Loop {
+    return this.#rt.loop;
+  }
+
+  /** `"LoopPromise"`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return "LoopPromise";
+  }
+
+  /**
+   * Formats the promise for `console.log` and `Deno.inspect` like a native one.
+   *
+   * @param inspect Deno's `inspect`.
+   * @param options Inspect options, passed through.
+   * @returns The text.
+   */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options: unknown) => string,
+    options: unknown,
+  ): string {
+    const state = this.#flags & STATE_MASK;
+    if (state === PENDING) return "LoopPromise { <pending> }";
+    const text = inspect(this.#value, options);
+    return state === FULFILLED ? `LoopPromise { ${text} }` : `LoopPromise { <rejected> ${text} }`;
+  }
+
+  /**
+   * A promise resolved with `value`: `value` itself if it is a `LoopPromise` already bound to the
+   * requested loop (any loop when none is requested), else a new promise on
+   * `options.loop ?? currentLoop()` that adopts it.
+   *
+   * @param value A value, a `LoopPromise` or any thenable.
+   * @param options The `loop` to bind to.
+   * @returns The promise.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(await LoopPromise.resolve(Promise.resolve("adopted"))); // "adopted"
+   * ```
+   */
+  static resolve(): LoopPromise<void>;
+  /**
+   * A promise resolved with `value`.
+   *
+   * @param value A value, a `LoopPromise` or any thenable.
+   * @param options The `loop` to bind to.
+   * @returns The promise.
+   */
+  static resolve<T>(value: T, options?: LoopPromiseOptions): LoopPromise<Awaited<T>>;
+  static resolve<T>(value?: T, options?: LoopPromiseOptions): LoopPromise<Awaited<T>> {
+    const loop = options?.loop;
+    if (isLoopPromise(value) && (loop === undefined || value.#rt.loop === loop)) {
+      return value as LoopPromise<Awaited<T>>;
+    }
+    return LoopPromise.#on(runtimeOf(loop ?? currentLoop()), value);
+  }
+
+  /**
+   * Adopts `value` onto a loop: `value` itself if it is a `LoopPromise` bound to
+   * `options.loop ?? currentLoop()`, else a new promise on that loop that follows it. Unlike
+   * {@linkcode LoopPromise.resolve}, a `LoopPromise` of another loop is always re-homed.
+   *
+   * @param value A value, a native promise, a `LoopPromise` or any thenable.
+   * @param options The `loop` to adopt onto.
+   * @returns The promise on that loop.
+   *
+   * @example
+   * ```ts
+   * import { Loop } from "../loop/mod.ts";
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const loop = new Loop();
+   * const p = LoopPromise.from(Promise.resolve(1), { loop });
+   * console.log(p.loop === loop); // true
+   * p.then((n) => console.log(n)); // 1
+   * await loop.run();
+   * await loop.close();
+   * ```
+   */
+  static from<T>(value: T | PromiseLike<T>, options?: LoopPromiseOptions): LoopPromise<Awaited<T>> {
+    const rt = runtimeOf(options?.loop ?? currentLoop());
+    if (isLoopPromise(value) && value.#rt === rt) return value as LoopPromise<Awaited<T>>;
+    return LoopPromise.#on(rt, value);
+  }
+
+  /**
+   * A promise rejected with `reason`, on `options.loop ?? currentLoop()`.
+   *
+   * @param reason The reason.
+   * @param options The `loop` to bind to.
+   * @returns The rejected promise.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const p = LoopPromise.reject(new Error("nope"));
+   * console.log(p.state); // "rejected"
+   * await p.catch(() => {});
+   * ```
+   */
+  static reject<T = never>(reason?: unknown, options?: LoopPromiseOptions): LoopPromise<T> {
+    const promise = new LoopPromise<T>(
+      INTERNAL as never,
+      runtimeOf(options?.loop ?? currentLoop()) as never,
+    );
+    LoopPromise.#settle(promise, REJECTED, reason);
+    return promise;
+  }
+
+  /**
+   * A pending promise with its resolve and reject functions.
+   *
+   * @param options The `loop` to bind to; default `currentLoop()`.
+   * @returns `{ promise, resolve, reject }`.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const { promise, resolve } = LoopPromise.withResolvers<string>();
+   * setTimeout(() => resolve("later"), 1);
+   * console.log(await promise); // "later"
+   * ```
+   */
+  static withResolvers<T>(options?: LoopPromiseOptions): LoopPromiseWithResolvers<T> {
+    const promise = new LoopPromise<T>(
+      INTERNAL as never,
+      runtimeOf(options?.loop ?? currentLoop()) as never,
+    );
+    return {
+      promise,
+      resolve: (value: T | PromiseLike<T>): void => {
+        if ((promise.#flags & LOCKED) !== 0) return;
+        promise.#flags |= LOCKED;
+        LoopPromise.#resolve(promise, value);
+      },
+      reject: (reason?: unknown): void => {
+        if ((promise.#flags & LOCKED) !== 0) return;
+        promise.#flags |= LOCKED;
+        LoopPromise.#settle(promise, REJECTED, reason);
+      },
+    };
+  }
+
+  /**
+   * Calls `fn(...args)` now and returns a promise of its result: rejected if it throws, adopting
+   * it if it returns a thenable. Bound to `currentLoop()`.
+   *
+   * @param fn The function.
+   * @param args Its arguments.
+   * @returns The promise.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const p = LoopPromise.try(() => JSON.parse("{"));
+   * console.log(await p.catch((error) => error.name)); // "SyntaxError"
+   * ```
+   */
+  static try<T, A extends readonly unknown[]>(
+    fn: (...args: A) => T | PromiseLike<T>,
+    ...args: A
+  ): LoopPromise<Awaited<T>> {
+    const promise = new LoopPromise<Awaited<T>>(
+      INTERNAL as never,
+      runtimeOf(currentLoop()) as never,
+    );
+    promise.#flags = LOCKED;
+    let result: unknown;
+    try {
+      result = fn(...args);
+    } catch (error) {
+      LoopPromise.#settle(promise, REJECTED, error);
+      return promise;
+    }
+    LoopPromise.#resolve(promise, result);
+    return promise;
+  }
+
+  /**
+   * `Promise.all` on the loop; see {@linkcode all} (also for `{ abortLosers: true }` with task
+   * factories).
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise of the values in input order, rejected by the first rejection.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(await LoopPromise.all([1, LoopPromise.resolve(2), Promise.resolve(3)])); // [1, 2, 3]
+   * ```
+   */
+  static all<const V extends readonly unknown[]>(
+    values: V,
+    options?: CombinatorOptions,
+  ): LoopPromise<{ -readonly [P in keyof V]: Awaited<V[P]> }>;
+  /**
+   * `Promise.all` over any iterable.
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise of the values in input order.
+   */
+  static all<V>(values: Iterable<V>, options?: CombinatorOptions): LoopPromise<Awaited<V>[]>;
+  static all(values: Iterable<unknown>, options?: CombinatorOptions): LoopPromise<unknown[]> {
+    return all(values, options);
+  }
+
+  /**
+   * `Promise.allSettled` on the loop; see {@linkcode allSettled}.
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise of `{ status, value | reason }` in input order.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * const results = await LoopPromise.allSettled([1, LoopPromise.reject("no")]);
+   * console.log(results.map((r) => r.status)); // ["fulfilled", "rejected"]
+   * ```
+   */
+  static allSettled<const V extends readonly unknown[]>(
+    values: V,
+    options?: CombinatorOptions,
+  ): LoopPromise<{ -readonly [P in keyof V]: SettledOutcome<Awaited<V[P]>> }>;
+  /**
+   * `Promise.allSettled` over any iterable.
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise of outcomes in input order.
+   */
+  static allSettled<V>(
+    values: Iterable<V>,
+    options?: CombinatorOptions,
+  ): LoopPromise<SettledOutcome<Awaited<V>>[]>;
+  static allSettled(
+    values: Iterable<unknown>,
+    options?: CombinatorOptions,
+  ): LoopPromise<SettledOutcome<unknown>[]> {
+    return allSettled(values, options);
+  }
+
+  /**
+   * `Promise.race` on the loop; see {@linkcode race}.
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise settled like the first input to settle.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(await LoopPromise.race([new LoopPromise(() => {}), "now"])); // "now"
+   * ```
+   */
+  static race<V>(values: Iterable<V>, options?: CombinatorOptions): LoopPromise<Awaited<V>> {
+    return race(values, options);
+  }
+
+  /**
+   * `Promise.any` on the loop; see {@linkcode any}.
+   *
+   * @param values An iterable of values, promises or thenables.
+   * @param options `loop` and `signal`.
+   * @returns A promise of the first fulfilment, or rejected with an `AggregateError` of all reasons.
+   *
+   * @example
+   * ```ts
+   * import { LoopPromise } from "./loop_promise.ts";
+   * console.log(await LoopPromise.any([LoopPromise.reject("a"), LoopPromise.resolve("b")])); // "b"
+   * ```
+   */
+  static any<V>(values: Iterable<V>, options?: CombinatorOptions): LoopPromise<Awaited<V>> {
+    return any(values, options);
+  }
+
+  // ------------------------------------------------------------------ engine
+
+  /** A new promise on `rt` resolved with `value`. */
+  static #on<T>(rt: Runtime, value: unknown): LoopPromise<Awaited<T>> {
+    const promise = new LoopPromise<Awaited<T>>(INTERNAL as never, rt as never);
+    promise.#flags = LOCKED;
+    LoopPromise.#resolve(promise, value);
+    return promise;
+  }
+
+  /** Adds reaction `reaction` to `source`, or queues it at once if `source` has settled. */
+  static #attach(source: AnyPromise, reaction: AnyPromise): void {
+    const flags = source.#flags;
+    const state = flags & STATE_MASK;
+    if (state === PENDING) {
+      reaction.#next = source.#head as AnyPromise | undefined;
+      source.#head = reaction;
+      source.#flags = flags | HANDLED;
+      return;
+    }
+    if ((flags & HANDLED) === 0) {
+      source.#flags = flags | HANDLED;
+      if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source);
+    }
+    reaction.#value = source.#value;
+    if (state === REJECTED) reaction.#flags |= INCOMING_REJECTED;
+    LoopPromise.#enqueue(source.#rt, reaction);
+  }
+
+  /** Appends `job` to the FIFO of `rt` and queues one loop microtask to run it. */
+  static #enqueue(rt: Runtime, job: AnyPromise): void {
+    const tail = rt.tail;
+    if (tail === undefined) rt.head = job;
+    else tail.#next = job;
+    rt.tail = job;
+    if (rt.native) {
+      LoopPromise.#scheduleNative(rt);
+      return;
+    }
+    try {
+      rt.loop.queueMicrotask(rt.drainOne);
+    } catch {
+      // The loop is closed: from now on its promises run on native microtasks.
+      rt.native = true;
+      LoopPromise.#scheduleNative(rt);
+    }
+  }
+
+  static #scheduleNative(rt: Runtime): void {
+    if (rt.nativeScheduled) return;
+    rt.nativeScheduled = true;
+    queueMicrotask(rt.drainAll);
+  }
+
+  /** One loop microtask: runs the oldest job (a no-op if a native drain already ran it). */
+  static #drainOne(rt: Runtime): void {
+    const job = rt.head;
+    if (job === undefined) return;
+    const next = job.#next;
+    rt.head = next;
+    if (next === undefined) rt.tail = undefined;
+    else job.#next = undefined;
+    LoopPromise.#run(job);
+  }
+
+  /** A native microtask (closed loop): runs every queued job. */
+  static #drainAll(rt: Runtime): void {
+    rt.nativeScheduled = false;
+    for (let job = rt.head; job !== undefined; job = rt.head) {
+      const next = job.#next;
+      rt.head = next;
+      if (next === undefined) rt.tail = undefined;
+      else job.#next = undefined;
+      try {
+        LoopPromise.#run(job);
+      } catch (error) {
+        reportError(error);
+      }
+    }
+  }
+
+  static #run(job: AnyPromise): void {
+    const flags = job.#flags;
+    if ((flags & (KIND_RECORD | KIND_THENABLE)) === 0) {
+      // A promise reacting to its source's outcome.
+      const value = job.#value;
+      const rejected = (flags & INCOMING_REJECTED) !== 0;
+      const handler = rejected ? job.#onR as AnyFunction | undefined : job.#onF;
+      job.#flags = flags & ~INCOMING_REJECTED;
+      job.#onF = undefined;
+      job.#onR = undefined;
+      if (handler === undefined) {
+        LoopPromise.#settle(job, rejected ? REJECTED : FULFILLED, value);
+        return;
+      }
+      job.#value = undefined;
+      let result: unknown;
+      try {
+        result = handler(value);
+      } catch (error) {
+        LoopPromise.#settle(job, REJECTED, error);
+        return;
+      }
+      LoopPromise.#resolve(job, result);
+      return;
+    }
+    if ((flags & KIND_RECORD) !== 0) {
+      const callback = job.#onF!;
+      const ctx = job.#onR;
+      job.#onF = undefined;
+      job.#onR = undefined;
+      callback(ctx, job.#head, (flags & INCOMING_REJECTED) !== 0, job.#value);
+      return;
+    }
+    LoopPromise.#callThen(job);
+  }
+
+  /** The A+ 2.3.3.3 step for a foreign thenable, run as its own microtask. */
+  static #callThen(job: AnyPromise): void {
+    const target = job.#head as AnyPromise;
+    const then = job.#onF!;
+    const thenable = job.#onR;
+    job.#head = undefined;
+    job.#onF = undefined;
+    job.#onR = undefined;
+    let called = false;
+    try {
+      then.call(
+        thenable,
+        (value: unknown): void => {
+          if (called) return;
+          called = true;
+          LoopPromise.#resolve(target, value);
+        },
+        (reason: unknown): void => {
+          if (called) return;
+          called = true;
+          LoopPromise.#settle(target, REJECTED, reason);
+        },
+      );
+    } catch (error) {
+      if (!called) {
+        called = true;
+        LoopPromise.#settle(target, REJECTED, error);
+      }
+    }
+  }
+
+  /** The A+ resolution procedure. `promise` is pending (its resolve functions are spent). */
+  static #resolve(promise: AnyPromise, value: unknown): void {
+    if (value === null || (typeof value !== "object" && typeof value !== "function")) {
+      LoopPromise.#settle(promise, FULFILLED, value);
+      return;
+    }
+    if (value === promise) {
+      LoopPromise.#settle(
+        promise,
+        REJECTED,
+        new TypeError("Cannot resolve a LoopPromise with itself: chaining cycle detected"),
+      );
+      return;
+    }
+    if (#flags in value) {
+      // Our own promise: adopt its state directly (A+ 2.3.2).
+      const source = value as AnyPromise;
+      const flags = source.#flags;
+      const state = flags & STATE_MASK;
+      if (state === PENDING) {
+        promise.#next = source.#head as AnyPromise | undefined;
+        source.#head = promise;
+        source.#flags = flags | HANDLED;
+        return;
+      }
+      if ((flags & HANDLED) === 0) {
+        source.#flags = flags | HANDLED;
+        if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source);
+      }
+      LoopPromise.#settle(promise, state, source.#value);
+      return;
+    }
+    let then: unknown;
+    try {
+      then = (value as { then?: unknown }).then;
+    } catch (error) {
+      LoopPromise.#settle(promise, REJECTED, error);
+      return;
+    }
+    if (typeof then !== "function") {
+      LoopPromise.#settle(promise, FULFILLED, value);
+      return;
+    }
+    const rt = promise.#rt;
+    const job = new LoopPromise<unknown>(INTERNAL as never, rt as never);
+    job.#flags = KIND_THENABLE;
+    job.#head = promise;
+    job.#onF = then as AnyFunction;
+    job.#onR = value;
+    LoopPromise.#enqueue(rt, job);
+  }
+
+  /** Settles a pending promise and queues its reactions in `then` order. */
+  static #settle(promise: AnyPromise, state: number, value: unknown): void {
+    const flags = promise.#flags;
+    if ((flags & STATE_MASK) !== PENDING) return;
+    promise.#flags = flags | state | LOCKED;
+    promise.#value = value;
+    let reaction = promise.#head as AnyPromise | undefined;
+    if (reaction === undefined) {
+      if (state === REJECTED && (flags & HANDLED) === 0) LoopPromise.#trackUnhandled(promise);
+      return;
+    }
+    promise.#head = undefined;
+    if (reaction.#next !== undefined) {
+      // Prepended as attached: reverse once to run them in attachment order.
+      let previous: AnyPromise | undefined = undefined;
+      while (reaction !== undefined) {
+        const next: AnyPromise | undefined = reaction.#next;
+        reaction.#next = previous;
+        previous = reaction;
+        reaction = next;
+      }
+      reaction = previous!;
+    }
+    const rt = promise.#rt;
+    const incoming = state === REJECTED ? INCOMING_REJECTED : 0;
+    do {
+      const next: AnyPromise | undefined = reaction.#next;
+      reaction.#next = undefined;
+      reaction.#value = value;
+      reaction.#flags |= incoming;
+      LoopPromise.#enqueue(rt, reaction);
+      reaction = next;
+    } while (reaction !== undefined);
+  }
+
+  static #trackUnhandled(promise: AnyPromise): void {
+    const rt = promise.#rt;
+    rt.unhandled.push(promise);
+    if (rt.checkScheduled) return;
+    rt.checkScheduled = true;
+    if (rt.native || rt.loop.state === "closed") queueMicrotask(rt.checkUnhandled);
+    else rt.loop[kAfterCheckpoint](rt.checkUnhandled);
+  }
+
+  /** After a checkpoint: reports each still-unhandled rejection once. */
+  static #checkUnhandled(rt: Runtime): void {
+    rt.checkScheduled = false;
+    const list = rt.unhandled;
+    if (list.length === 0) return;
+    rt.unhandled = [];
+    const loop = rt.loop;
+    for (let i = 0; i < list.length; i++) {
+      const promise = list[i];
+      const flags = promise.#flags;
+      if ((flags & HANDLED) !== 0) continue;
+      promise.#flags = flags | REPORTED;
+      loop[kReportUnhandled](promise.#value, promise);
+    }
+  }
+
+  static {
+    runtimeOf = (loop: Loop): Runtime => {
+      const existing = (loop as unknown as { [kRuntime]?: Runtime })[kRuntime];
+      if (existing !== undefined) return existing;
+      if (!(loop instanceof Loop)) {
+        throw new TypeError(
+          `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${describe(loop)}`,
+        );
+      }
+      const rt = new Runtime(
+        loop,
+        (rt) => LoopPromise.#drainOne(rt),
+        (rt) => LoopPromise.#checkUnhandled(rt),
+        (rt) => LoopPromise.#drainAll(rt),
+      );
+      Object.defineProperty(loop, kRuntime, { value: rt });
+      return rt;
+    };
+    makePromise = <T>(rt: Runtime): LoopPromise<T> => {
+      const promise = new LoopPromise<T>(INTERNAL as never, rt as never);
+      promise.#flags = LOCKED;
+      return promise;
+    };
+    runtimeOfPromise = (promise) => promise.#rt;
+    isLoopPromise = (value: unknown): value is AnyPromise =>
+      typeof value === "object" && value !== null && #flags in value;
+    resolvePromise = (promise, value) => {
+      if ((promise.#flags & STATE_MASK) === PENDING) LoopPromise.#resolve(promise, value);
+    };
+    settlePromise = (promise, rejected, value) => {
+      LoopPromise.#settle(promise, rejected ? REJECTED : FULFILLED, value);
+    };
+    markHandled = (promise) => {
+      const flags = promise.#flags;
+      if ((flags & HANDLED) !== 0) return;
+      promise.#flags = flags | HANDLED;
+      if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
+    };
+    const record = <C>(
+      rt: Runtime,
+      callback: ElementCallback<C>,
+      ctx: C,
+      index: number,
+    ): AnyPromise => {
+      const job = new LoopPromise<unknown>(INTERNAL as never, rt as never);
+      job.#flags = KIND_RECORD;
+      job.#onF = callback;
+      job.#onR = ctx;
+      job.#head = index;
+      return job;
+    };
+    queueCallback = (rt, callback, ctx, index, rejected, value) => {
+      const job = record(rt, callback, ctx, index);
+      job.#value = value;
+      if (rejected) job.#flags |= INCOMING_REJECTED;
+      LoopPromise.#enqueue(rt, job);
+    };
+    observe = (rt, value, callback, ctx, index) => {
+      if (value === null || (typeof value !== "object" && typeof value !== "function")) {
+        queueCallback(rt, callback, ctx, index, false, value);
+        return;
+      }
+      if (#flags in value) {
+        LoopPromise.#attach(value as AnyPromise, record(rt, callback, ctx, index));
+        return;
+      }
+      // A foreign value: what `C.resolve(value)` would do (one read of `then`), then observe that.
+      const promise = new LoopPromise<unknown>(INTERNAL as never, rt as never);
+      promise.#flags = LOCKED;
+      LoopPromise.#attach(promise, record(rt, callback, ctx, index));
+      LoopPromise.#resolve(promise, value);
+    };
+  }
+}

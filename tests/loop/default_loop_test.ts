@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { currentLoop, defaultLoop, Loop } from "../../mod.ts";
+
+Deno.test("defaultLoop() is one loop; currentLoop() is the running loop, else the default", async () => {
+  assert.equal(defaultLoop(), defaultLoop());
+  assert.equal(defaultLoop().label, "default");
+  assert.equal(currentLoop(), defaultLoop());
+  const loop = new Loop();
+  const seen: Loop[] = [];
+  loop.submit(() => {
+    seen.push(currentLoop());
+    const nested = new Loop();
+    nested.submit(() => seen.push(currentLoop()));
+    nested.runOnce();
+    seen.push(currentLoop());
+  });
+  await loop.run();
+  assert.equal(seen[0], loop);
+  assert.notEqual(seen[1], loop);
+  assert.equal(seen[2], loop);
+  assert.equal(currentLoop(), defaultLoop());
+  await loop.close();
+});
+
+Deno.test("the default loop starts itself when work arrives and goes dormant when idle", async () => {
+  const loop = defaultLoop();
+  const log: string[] = [];
+  const done = Promise.withResolvers<void>();
+  loop.submit(() => log.push("task"));
+  loop.setTimeout(() => {
+    log.push("timer");
+    done.resolve();
+  }, 2);
+  assert.deepEqual(log, [], "nothing runs synchronously");
+  await done.promise;
+  assert.deepEqual(log, ["task", "timer"]);
+  // Dormant again: the test's op sanitizer would fail if it kept a timer or message port alive.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(loop.state, "idle");
+});

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { type ErrorContext, Loop, VirtualClock } from "../../mod.ts";
+
+Deno.test("without onError the loop fails fast: run() rejects with the error, queued work stays", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const boom = new Error("boom");
+  const log: string[] = [];
+  loop.submit(() => {
+    throw boom;
+  });
+  loop.submit(() => log.push("second"));
+  await assert.rejects(loop.run(), (error) => error === boom);
+  assert.deepEqual(log, []);
+  assert.equal(loop.state, "idle");
+  await loop.run();
+  assert.deepEqual(log, ["second"]);
+  await loop.close();
+});
+
+Deno.test("a microtask error fails fast too, after the checkpoint finishes", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  loop.submit(() => {
+    loop.queueMicrotask(() => {
+      throw new RangeError("in microtask");
+    });
+    loop.queueMicrotask(() => log.push("sibling microtask still runs"));
+  });
+  await assert.rejects(loop.run(), RangeError);
+  assert.deepEqual(log, ["sibling microtask still runs"]);
+  await loop.close();
+});
+
+Deno.test("onError receives every error with its context and the loop goes on", async () => {
+  const seen: Array<[unknown, ErrorContext]> = [];
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onError: (error, context) => seen.push([error, context]),
+  });
+  const errors = [new Error("t"), new Error("m"), new Error("timer"), new Error("i")];
+  loop.submit(function failingTask() {
+    throw errors[0];
+  });
+  loop.submit(() =>
+    loop.queueMicrotask(function failingMicrotask() {
+      throw errors[1];
+    })
+  );
+  loop.setTimeout(function failingTimer() {
+    throw errors[2];
+  }, 5);
+  loop.setImmediate(function failingImmediate() {
+    throw errors[3];
+  });
+  await loop.run();
+  assert.deepEqual(seen, [
+    [errors[0], { kind: "task", label: "failingTask" }],
+    [errors[1], { kind: "microtask", label: "failingMicrotask" }],
+    [errors[3], { kind: "immediate", label: "failingImmediate" }],
+    [errors[2], { kind: "timer", label: "failingTimer" }],
+  ]);
+  await loop.close();
+});
+
+Deno.test("an error thrown by onError fails the loop", async () => {
+  const handlerError = new Error("handler");
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onError: () => {
+      throw handlerError;
+    },
+  });
+  loop.submit(() => {
+    throw new Error("task");
+  });
+  await assert.rejects(loop.run(), (error) => error === handlerError);
+  await loop.close();
+});
+
+Deno.test("runOnce() throws the error of a failing callback", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  loop.submit(() => {
+    throw new SyntaxError("bad");
+  });
+  assert.throws(() => loop.runOnce(), SyntaxError);
+  await loop.close();
+});
+
+Deno.test("bad arguments are typed errors", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  assert.throws(() => loop.submit(null as never), TypeError);
+  assert.throws(() => loop.queueMicrotask("x" as never), TypeError);
+  assert.throws(() => loop.setTimeout(undefined as never, 1), TypeError);
+  assert.throws(() => loop.setTimeout(() => {}, Infinity), RangeError);
+  assert.throws(() => loop.setInterval(() => {}, Infinity), RangeError);
+  assert.throws(() => loop.setImmediate({} as never), TypeError);
+  assert.throws(() => loop.watch(-1, { readable: true }, () => {}), RangeError);
+  assert.throws(() => loop.watch(1.5, { readable: true }, () => {}), RangeError);
+  assert.throws(() => loop.watch("3" as never, { readable: true }, () => {}), TypeError);
+  assert.throws(() => loop.watch(3, {}, () => {}), RangeError);
+  assert.throws(() => loop.watch(3, { readable: true }, 5 as never), TypeError);
+  await loop.close();
+});

@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { Loop, LoopClosedError, LoopStateError, VirtualClock } from "../../mod.ts";
+
+Deno.test("run() returns when nothing ref'd is left and can be called again", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  assert.equal(loop.state, "idle");
+  const log: number[] = [];
+  loop.submit(() => {
+    assert.equal(loop.state, "running");
+    log.push(1);
+  });
+  await loop.run();
+  loop.setTimeout(() => log.push(2), 50);
+  await loop.run();
+  assert.deepEqual(log, [1, 2]);
+  assert.equal(loop.state, "idle");
+  await loop.close();
+});
+
+Deno.test("a second concurrent run() and run() from a callback reject with LoopStateError", async () => {
+  const loop = new Loop(); // real time: the first run() must still be waiting for its timer
+  let inner: Promise<unknown> | undefined;
+  loop.submit(() => {
+    inner = loop.run().then(() => "resolved", (error) => error);
+  });
+  loop.setTimeout(() => {}, 5);
+  const first = loop.run();
+  assert.equal(loop.state, "running");
+  await assert.rejects(loop.run(), LoopStateError);
+  await first;
+  assert.ok((await inner) instanceof LoopStateError);
+  assert.throws(() => {
+    loop.submit(() => loop.runOnce());
+    loop.runOnce();
+  }, LoopStateError);
+  await loop.close();
+});
+
+Deno.test("stop() ends run() after the current callback; queued work stays for the next run()", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  loop.submit(() => {
+    log.push("a");
+    loop.stop();
+  });
+  loop.submit(() => log.push("b"));
+  await loop.run();
+  assert.deepEqual(log, ["a"]);
+  assert.deepEqual(loop.aliveReasons(), [{ kind: "task", label: "1 queued" }]);
+  await loop.run();
+  assert.deepEqual(log, ["a", "b"]);
+  await loop.close();
+});
+
+Deno.test("close() runs queued work, cancels timers, refuses new work and is idempotent", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  loop.submit(() => {
+    log.push("task");
+    loop.queueMicrotask(() => log.push("microtask"));
+  });
+  loop.setImmediate(() => log.push("immediate"));
+  loop.setTimeout(function heartbeat() {
+    log.push("never");
+  }, 1000);
+  loop.setInterval(function poll() {}, 10).unref();
+  const first = loop.close();
+  assert.equal(loop.close(), first);
+  const report = await first;
+  assert.deepEqual(log, ["task", "microtask", "immediate"]);
+  assert.deepEqual(report.ran, { tasks: 1, microtasks: 1, immediates: 1 });
+  assert.deepEqual(report.disposed, { timers: 2, watches: 0, rejected: 0 });
+  assert.deepEqual(report.items.map((item) => [item.kind, item.label, item.disposition]).sort(), [
+    ["interval", "poll", "cancelled"],
+    ["timer", "heartbeat", "cancelled"],
+  ]);
+  assert.equal(loop.state, "closed");
+  assert.throws(() => loop.submit(() => {}), LoopClosedError);
+  assert.throws(() => loop.setTimeout(() => {}), LoopClosedError);
+  assert.throws(() => loop.setInterval(() => {}), LoopClosedError);
+  assert.throws(() => loop.setImmediate(() => {}), LoopClosedError);
+  assert.throws(() => loop.queueMicrotask(() => {}), LoopClosedError);
+  assert.throws(() => loop.watch(0, { readable: true }, () => {}), LoopClosedError);
+  await assert.rejects(loop.run(), LoopClosedError);
+  assert.throws(() => loop.runOnce(), LoopClosedError);
+});
+
+Deno.test("close() from inside a callback finishes once that callback returns, and run() resolves", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  let closing: Promise<unknown> | undefined;
+  loop.submit(() => {
+    closing = loop.close();
+    log.push("after close() call");
+    assert.throws(() => loop.submit(() => {}), LoopClosedError);
+  });
+  loop.submit(() => log.push("queued before close: runs"));
+  loop.setTimeout(() => log.push("timer: cancelled"), 5);
+  await loop.run();
+  const report = await closing!;
+  assert.deepEqual(log, ["after close() call", "queued before close: runs"]);
+  assert.equal(loop.state, "closed");
+  assert.equal((report as { disposed: { timers: number } }).disposed.timers, 1);
+});
+
+Deno.test("await using closes the loop", async () => {
+  let captured: Loop | undefined;
+  {
+    await using loop = new Loop();
+    captured = loop;
+    loop.setTimeout(() => {}, 60_000);
+  }
+  assert.equal(captured.state, "closed");
+});
+
+Deno.test("runOnce() runs one iteration and says whether ref'd work remains", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  loop.submit(() => log.push("task"));
+  const timer = loop.setTimeout(() => log.push("timer"), 10);
+  assert.equal(loop.runOnce(), true);
+  assert.deepEqual(log, ["task"]);
+  clock.advance(10);
+  assert.equal(loop.runOnce(), false);
+  assert.deepEqual(log, ["task", "timer"]);
+  assert.equal(timer.hasRef(), true);
+  await loop.close();
+});
+
+Deno.test("constructor options are validated", () => {
+  assert.throws(() => new Loop(null as never), TypeError);
+  assert.throws(() => new Loop({ clock: {} as never }), TypeError);
+  assert.throws(() => new Loop({ onError: 5 as never }), TypeError);
+  assert.throws(() => new Loop({ missed: "never" as never }), RangeError);
+  assert.throws(() => new Loop({ yieldIntervalMs: 0 }), RangeError);
+  assert.throws(() => new Loop({ clock: { now: () => 0, virtual: true } }), TypeError);
+});

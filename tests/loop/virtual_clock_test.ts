@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { Loop, VirtualClock } from "../../mod.ts";
+
+Deno.test("VirtualClock moves only when told and never backwards", () => {
+  const clock = new VirtualClock(5);
+  assert.equal(clock.now(), 5);
+  assert.equal(clock.advance(2.5), 7.5);
+  clock.set(10);
+  assert.equal(clock.now(), 10);
+  assert.throws(() => clock.set(9), RangeError);
+  assert.throws(() => clock.advance(-1), RangeError);
+  assert.throws(() => clock.advance(NaN), RangeError);
+  assert.throws(() => clock.set(Infinity), RangeError);
+  assert.throws(() => new VirtualClock(-1), RangeError);
+  assert.equal(clock.now(), 10);
+});
+
+Deno.test("a loop on a virtual clock jumps to the next deadline when idle: an hour passes at once", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const firedAt: number[] = [];
+  loop.setTimeout(() => firedAt.push(clock.now()), 3_600_000);
+  loop.setTimeout(() => firedAt.push(clock.now()), 1.5);
+  const startMs = performance.now();
+  await loop.run();
+  assert.deepEqual(firedAt, [1.5, 3_600_000]);
+  assert.ok(performance.now() - startMs < 5_000, "virtual time must not wait in real time");
+  await loop.close();
+});
+
+Deno.test("intervals tick on absolute deadlines (no drift) on a virtual clock", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const ticks: number[] = [];
+  const interval = loop.setInterval(() => {
+    ticks.push(clock.now());
+    clock.advance(3); // each tick's callback takes 3 ms
+    if (ticks.length === 5) loop.clearInterval(interval);
+  }, 10);
+  await loop.run();
+  assert.deepEqual(ticks, [10, 20, 30, 40, 50]);
+  await loop.close();
+});
+
+Deno.test("delays beyond 2^31-1 ms are honoured exactly", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const delayMs = 2 ** 31 + 12345;
+  let firedAt = -1;
+  loop.setTimeout(() => (firedAt = clock.now()), delayMs);
+  await loop.run();
+  assert.equal(firedAt, delayMs);
+  await loop.close();
+});

@@ -1,0 +1,33 @@
+// The behavioural suite against the epoll backend, over pipes and over AF_UNIX socketpairs.
+import { createPoller } from "../../poller/mod.ts";
+import { createEpollPoller } from "../../poller/_epoll/mod.ts";
+import { pipePair, regularFile, socketPair } from "./_pairs.ts";
+import { pollerSuite } from "./_suite.ts";
+
+const linux = Deno.build.os === "linux";
+
+pollerSuite({
+  name: "epoll/pipe",
+  createPoller: () => createPoller({ backend: "epoll" }),
+  makePair: pipePair,
+  makeUnsupported: regularFile,
+  ignore: !linux,
+});
+
+pollerSuite({
+  name: "epoll/socketpair",
+  createPoller: () => createPoller({ backend: "epoll" }),
+  makePair: socketPair,
+  makeUnsupported: regularFile,
+  ignore: !linux,
+});
+
+// Where glibc or the kernel lacks epoll_pwait2, the backend waits with epoll_wait and rounds the
+// timeout up to whole ms. Force that path so it is tested here too.
+pollerSuite({
+  name: "epoll(epoll_wait fallback)/pipe",
+  createPoller: () => createEpollPoller({ pwait2: false }),
+  makePair: pipePair,
+  makeUnsupported: regularFile,
+  ignore: !linux,
+});
