@@ -41,6 +41,11 @@ import type { MetricsSnapshot } from "./metrics.ts";
 type AnyCallback = (...args: any[]) => unknown;
 
 const EMPTY_ARGS: readonly unknown[] = Object.freeze([]);
+// Deno's own timers and microtask queue, captured at import: timers/install() may replace the
+// globals with a loop's, and the loop must not wait on (or start itself through) its own queues.
+const nativeSetTimeout = globalThis.setTimeout;
+const nativeClearTimeout = globalThis.clearTimeout;
+const nativeQueueMicrotask = globalThis.queueMicrotask;
 const MAX_SAFE_DELAY_MS = Number.MAX_SAFE_INTEGER;
 const SLOT_BITS = 20;
 const SLOT_MASK = (1 << SLOT_BITS) - 1;
@@ -108,6 +113,11 @@ function assertCallback(callback: unknown, what: string): asserts callback is An
   }
 }
 
+/** install()'s web mode: HTML's nesting clamp for `timer`, whatever its loop's option. */
+export function clampNestedTimer(timer: Timer): void {
+  if (timer instanceof TimerNode) timer.core.clampTimer(timer);
+}
+
 /** A timeout or interval: the heap entry and the user's handle in one object. */
 export class TimerNode implements Timer {
   deadlineMs = 0;
@@ -117,6 +127,8 @@ export class TimerNode implements Timer {
   refed = true;
   indexed = false;
   nesting = 0;
+  /** HTML's nesting clamp for this timer whatever the loop's option (install()'s web mode). */
+  clamp = false;
   readonly id: number;
   readonly core: LoopCore;
   readonly callback: AnyCallback;
@@ -360,6 +372,8 @@ export class LoopCore {
   nextId = 1;
   nextSequence = 0;
   nowMs: number;
+  /** The cached time is out of date: the next reader refreshes it (a clock read costs ~130 ns). */
+  nowStale = true;
   currentNesting = 0;
 
   // Watches.
@@ -375,6 +389,8 @@ export class LoopCore {
   asyncBatch: EventBatch | null = null;
   pendingAsyncEvents = 0;
   pollPass = 0;
+  /** The last poll pass reported events: poll again (zero timeout) before parking. */
+  polledEvents = false;
 
   // Life cycle.
   state: LoopState = "idle";
@@ -499,7 +515,9 @@ export class LoopCore {
 
   /** The time base for new timers: cached inside a batch (like uv_now), fresh outside. */
   baseNow(): number {
-    return this.inBatch ? this.nowMs : (this.nowMs = this.clock.now());
+    if (this.inBatch && !this.nowStale) return this.nowMs;
+    this.nowStale = false;
+    return this.nowMs = this.clock.now();
   }
 
   setTimer(
@@ -586,9 +604,20 @@ export class LoopCore {
     timer.deadlineMs = this.baseNow() + timer.delayMs;
     timer.sequence = this.nextSequence++;
     this.timers.push(timer);
+    // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
+    if (timer.indexed) this.timersById!.set(timer.id, timer);
     if (!this.inBatch && this.parked && timer.deadlineMs < this.parkedDeadlineMs) {
       this.wakeParked();
     }
+  }
+
+  /** HTML's nesting clamp for one timer (install()'s web mode), whatever the loop's option. */
+  clampTimer(timer: TimerNode): void {
+    timer.clamp = true;
+    if (timer.nesting <= 5 || timer.delayMs >= 4 || timer.status !== TIMER_PENDING) return;
+    this.timers.remove(timer);
+    timer.deadlineMs += 4 - timer.delayMs;
+    this.timers.push(timer);
   }
 
   setImmediate(callback: AnyCallback, args: readonly unknown[]): ImmediateNode {
@@ -837,7 +866,7 @@ export class LoopCore {
     if (
       this.tasks.size !== 0 || this.microtasks.size !== 0 || this.liveImmediates !== 0 ||
       this.closeCallbacks.size !== 0 || this.afterCheckpoint.length !== 0 ||
-      this.pendingAsyncEvents !== 0
+      this.pendingAsyncEvents !== 0 || (this.polledEvents && this.watchCount !== 0)
     ) return true;
     const top = this.timers.peek();
     return top !== undefined && top.deadlineMs <= this.clock.now();
@@ -936,24 +965,24 @@ export class LoopCore {
       this.iterateMeasured(metrics);
       return;
     }
-    // The cached time is refreshed at the start of every non-empty phase, so a timer scheduled late
-    // in an iteration is measured from at most one phase ago (libuv refreshes once per iteration).
-    const clock = this.clock;
-    this.nowMs = clock.now();
+    // The cached time goes stale at the start of every non-empty phase and is read again on first
+    // use, so a timer scheduled late in an iteration is measured from at most one phase ago (libuv
+    // refreshes once per iteration), and phases that never ask for the time never pay for it.
+    this.nowStale = true;
     if (this.timers.items.length !== 0) this.runTimers();
     if (this.stopRequested) return;
     if (this.tasks.size !== 0) {
-      this.nowMs = clock.now();
+      this.nowStale = true;
       this.runTasks();
       if (this.stopRequested) return;
     }
     if (this.watchCount !== 0 || this.pendingAsyncEvents !== 0) {
-      this.nowMs = clock.now();
+      this.nowStale = true;
       this.runPoll();
       if (this.stopRequested) return;
     }
     if (this.immediates.size !== 0) {
-      this.nowMs = clock.now();
+      this.nowStale = true;
       this.runImmediates();
       if (this.stopRequested) return;
     }
@@ -964,6 +993,7 @@ export class LoopCore {
   iterateMeasured(metrics: MetricsRecorder): void {
     const clock = this.clock;
     let phaseStartMs = this.nowMs = clock.now();
+    this.nowStale = false;
     const timed = metrics.iteration(phaseStartMs);
     metrics.depths(
       this.tasks.size,
@@ -973,7 +1003,7 @@ export class LoopCore {
       this.watchCount,
     );
     for (let phase = 0; phase < 5; phase++) {
-      if (phase !== 0) this.nowMs = clock.now();
+      if (phase !== 0) this.nowStale = true;
       if (phase === 0) {
         if (this.timers.items.length !== 0) this.runTimers();
       } else if (phase === 1) {
@@ -994,22 +1024,29 @@ export class LoopCore {
 
   runTimers(): void {
     const heap = this.timers;
-    const nowMs = this.nowMs;
+    // Timers are checked against a fresh reading, never a cached one.
+    const nowMs = this.nowMs = this.clock.now();
+    this.nowStale = false;
     const sequenceLimit = this.nextSequence;
     const metrics = this.metrics;
+    let deferred: TimerNode[] | null = null;
     while (heap.items.length !== 0) {
       const timer = heap.items[0];
-      if (timer.deadlineMs > nowMs || timer.sequence >= sequenceLimit) break;
+      if (timer.deadlineMs > nowMs) break;
       heap.pop();
+      if (timer.sequence >= sequenceLimit) {
+        // Armed during this pass, yet due: a bursting interval catching up sorts before timers
+        // that were due when the pass began. Set it aside so those still run in this pass.
+        (deferred ??= []).push(timer);
+        continue;
+      }
       const latenessMs = nowMs - timer.deadlineMs;
       if (timer.repeat) this.rearmInterval(timer, nowMs);
       else {
         timer.status = TIMER_FIRED;
         if (timer.refed) this.refedTimers--;
-        if (timer.indexed) {
-          timer.indexed = false;
-          this.timersById!.delete(timer.id);
-        }
+        // `indexed` stays set so that refresh() puts the id back.
+        if (timer.indexed) this.timersById!.delete(timer.id);
       }
       this.currentNesting = timer.nesting;
       const callback = timer.callback;
@@ -1030,6 +1067,12 @@ export class LoopCore {
       if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
       if (this.stopRequested) break;
     }
+    if (deferred !== null) {
+      // Back in the heap unless cleared (or refreshed, which re-pushed it) meanwhile.
+      for (const timer of deferred) {
+        if (timer.status === TIMER_PENDING && timer.heapIndex === -1) heap.push(timer);
+      }
+    }
   }
 
   rearmInterval(timer: TimerNode, nowMs: number): void {
@@ -1048,7 +1091,10 @@ export class LoopCore {
     timer.deadlineMs = nextMs;
     timer.sequence = this.nextSequence++;
     timer.nesting++;
-    if (this.clampNested && timer.nesting > 5 && intervalMs < 4 && nextMs < nowMs + 4) {
+    if (
+      (this.clampNested || timer.clamp) && timer.nesting > 5 && intervalMs < 4 &&
+      nextMs < nowMs + 4
+    ) {
       timer.deadlineMs = nowMs + 4;
     }
     this.timers.push(timer);
@@ -1088,6 +1134,7 @@ export class LoopCore {
   runPoll(): void {
     let batch: EventBatch;
     let count: number;
+    this.polledEvents = false;
     if (this.pendingAsyncEvents !== 0) {
       batch = this.asyncBatch!;
       count = this.pendingAsyncEvents;
@@ -1102,6 +1149,9 @@ export class LoopCore {
       }
     }
     if (count === 0) return;
+    // I/O tends to come in bursts (a peer answering at once): a cheap zero-timeout poll next
+    // iteration saves a round trip through Deno's blocking pool (~10-20 µs) to park and wake.
+    this.polledEvents = true;
     const pass = ++this.pollPass;
     const slots = this.watchSlots;
     const metrics = this.metrics;
@@ -1181,12 +1231,14 @@ export class LoopCore {
     const previous = enterLoop(this.loop);
     this.inBatch = true;
     this.batchDeadlineMs = performance.now() + this.yieldIntervalMs;
+    let iterations = 0;
     try {
       for (;;) {
         this.iterate();
         if (this.stopRequested || !this.alive()) return "done";
         if (this.hasRunnableWork() || (this.virtual && this.advanceVirtualClock())) {
-          if (performance.now() > this.batchDeadlineMs) return "yield";
+          // Long phases check the budget themselves; short iterations look at the clock every 8th.
+          if ((++iterations & 7) === 0 && performance.now() > this.batchDeadlineMs) return "yield";
           continue;
         }
         return "idle";
@@ -1285,7 +1337,7 @@ export class LoopCore {
   scheduleAutoStart(): void {
     if (this.autoStartScheduled || this.accept !== ACCEPTING) return;
     this.autoStartScheduled = true;
-    queueMicrotask(() => {
+    nativeQueueMicrotask(() => {
       if (this.state !== "idle" || this.inBatch || this.accept !== ACCEPTING) {
         this.autoStartScheduled = false;
         return;
@@ -1359,7 +1411,7 @@ export class LoopCore {
     return new Promise((resolve) => {
       const deadlineMs = timeoutMs < 0 ? Infinity : this.clock.now() + timeoutMs;
       const finish = () => {
-        if (this.jsTimer !== undefined) clearTimeout(this.jsTimer);
+        if (this.jsTimer !== undefined) nativeClearTimeout(this.jsTimer);
         this.jsTimer = undefined;
         this.jsWake = null;
         resolve();
@@ -1375,7 +1427,7 @@ export class LoopCore {
         else void this.yieldToHost().then(spinUntilDeadline);
       };
       const sleepMs = Math.floor(timeoutMs - 1);
-      if (sleepMs >= 1) this.jsTimer = setTimeout(spinUntilDeadline, sleepMs);
+      if (sleepMs >= 1) this.jsTimer = nativeSetTimeout(spinUntilDeadline, sleepMs);
       else spinUntilDeadline();
     });
   }

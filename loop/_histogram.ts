@@ -196,10 +196,15 @@ export class RollingSum {
     this.#head = slot;
   }
 
-  /** Adds `amount` at `timeMs`. */
+  /**
+   * Adds `amount` at `timeMs`: to its slot if that is still in the window (time may lag behind
+   * the newest slot), to nothing if it is older than the window (it would not count anyway).
+   */
   add(timeMs: number, amount: number): void {
     this.#roll(timeMs);
-    this.#slots[this.#head % this.#slots.length] += amount;
+    const slot = Math.floor(timeMs / this.#slotMs);
+    const n = this.#slots.length;
+    if (this.#head - slot < n) this.#slots[(slot > this.#head ? this.#head : slot) % n] += amount;
   }
 
   /** The total within the window ending at `nowMs`. */

@@ -84,6 +84,11 @@ const QUEUE_NAMES = Object.freeze(
 export const SAMPLE_INTERVAL_MS = 0.1;
 /** Largest gap between timed callbacks (adaptive or fixed). */
 export const MAX_SAMPLE_PERIOD = 65536;
+/**
+ * Adaptive sampling: an iteration that starts this long (ms) after the last timed callback times the
+ * next callback, so that callbacks that turn slow are seen within an iteration, not a whole gap.
+ */
+export const STALE_SAMPLE_MS = 1;
 /** Iteration phases are timed about once per this much time (ms), unless everything is timed. */
 export const PHASE_SAMPLE_INTERVAL_MS = 1;
 /** Default {@linkcode MetricsOptions.topN}. */
@@ -418,6 +423,20 @@ export class MetricsRecorder {
    */
   iteration(startMs: number): boolean {
     if (this.open) this.#close(startMs);
+    // Window slots take what the iterations that started in them did: flush on entering a new slot.
+    if (startMs >= this.slotEndMs) {
+      this.#flushPending();
+      this.slotEndMs = (Math.floor(startMs / 1000) + 1) * 1000;
+    }
+    if (
+      startMs - this.lastSampleMs > STALE_SAMPLE_MS && this.countdown > 1 &&
+      this.mode === MODE_ADAPTIVE
+    ) {
+      // No sample for a while: the callbacks got slower than the gap assumed. Time the next one
+      // (it stands for the callbacks since the last sample).
+      this.gap -= this.countdown - 1;
+      this.countdown = 1;
+    }
     this.open = true;
     this.openStartMs = startMs;
     this.openWaitMs = 0;
@@ -450,27 +469,25 @@ export class MetricsRecorder {
     this.lastWaitMs = waitMs;
     this.pendingBusyMs += busyMs;
     this.pendingWaitMs += waitMs;
-    // The windows take per-slot totals: one compare per iteration, a flush per slot (1 s).
-    if (endMs >= this.slotEndMs) this.#flushWindows(endMs);
   }
 
   /**
-   * Moves what accumulated since the last flush into the rolling windows and the totals, at
-   * `nowMs` (so attributed to the slot of `nowMs`: at most one slot late, for the iterations of the
-   * last slot only).
+   * Moves what accumulated since the last flush (the iterations that started in the current slot,
+   * and their callbacks) into the rolling windows, at that slot, and into the totals. Per-slot
+   * totals: the hot path pays one compare per iteration, and this runs once per slot (1 s).
    */
-  #flushWindows(nowMs: number): void {
+  #flushPending(): void {
+    const slotMs = this.slotEndMs - 1000;
     const c = this.counts;
     const total = c[0] + c[1] + c[2] + c[3] + c[4];
-    this.callbacksWindow.add(nowMs, total - this.flushedCallbacks);
+    this.callbacksWindow.add(slotMs, total - this.flushedCallbacks);
     this.flushedCallbacks = total;
-    this.busyWindow.add(nowMs, this.pendingBusyMs);
-    this.waitWindow.add(nowMs, this.pendingWaitMs);
+    this.busyWindow.add(slotMs, this.pendingBusyMs);
+    this.waitWindow.add(slotMs, this.pendingWaitMs);
     this.busyMs += this.pendingBusyMs;
     this.waitingMs += this.pendingWaitMs;
     this.pendingBusyMs = 0;
     this.pendingWaitMs = 0;
-    this.slotEndMs = (Math.floor(nowMs / 1000) + 1) * 1000;
   }
 
   /** Records the duration of one phase of a timed iteration (see {@linkcode iteration}). */
@@ -546,7 +563,7 @@ export class MetricsRecorder {
 
   /** A detached, JSON-safe picture of everything recorded, as of `nowMs`. */
   snapshot(nowMs: number): MetricsSnapshot {
-    this.#flushWindows(nowMs);
+    this.#flushPending();
     const merged = this.#merged;
     merged.reset();
     const byKind = {} as Record<CallbackKind, DurationStats>;

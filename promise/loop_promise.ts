@@ -86,28 +86,22 @@ class Runtime {
   head: AnyPromise | undefined = undefined;
   tail: AnyPromise | undefined = undefined;
   /** Queued once per job: runs the oldest job. */
-  readonly drainOne: () => void;
+  drainOne: () => void = noop;
   /** Rejected without a handler since the last check. */
   unhandled: AnyPromise[] = [];
   checkScheduled = false;
-  readonly checkUnhandled: () => void;
+  checkUnhandled: () => void = noop;
   /** The loop refused a microtask (it is closed): jobs now run on native microtasks. */
   native = false;
   nativeScheduled = false;
-  readonly drainAll: () => void;
+  drainAll: () => void = noop;
 
-  constructor(
-    loop: Loop,
-    drainOne: (rt: Runtime) => void,
-    check: (rt: Runtime) => void,
-    drainAll: (rt: Runtime) => void,
-  ) {
+  constructor(loop: Loop) {
     this.loop = loop;
-    this.drainOne = () => drainOne(this);
-    this.checkUnhandled = () => check(this);
-    this.drainAll = () => drainAll(this);
   }
 }
+
+function noop(): void {}
 
 // deno-lint-ignore no-explicit-any
 type AnyPromise = LoopPromise<any>;
@@ -733,17 +727,6 @@ export class LoopPromise<T> implements PromiseLike<T> {
     queueMicrotask(rt.drainAll);
   }
 
-  /** One loop microtask: runs the oldest job (a no-op if a native drain already ran it). */
-  static #drainOne(rt: Runtime): void {
-    const job = rt.head;
-    if (job === undefined) return;
-    const next = job.#next;
-    rt.head = next;
-    if (next === undefined) rt.tail = undefined;
-    else job.#next = undefined;
-    LoopPromise.#run(job);
-  }
-
   /** A native microtask (closed loop): runs every queued job. */
   static #drainAll(rt: Runtime): void {
     rt.nativeScheduled = false;
@@ -948,12 +931,19 @@ export class LoopPromise<T> implements PromiseLike<T> {
           `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${describe(loop)}`,
         );
       }
-      const rt = new Runtime(
-        loop,
-        (rt) => LoopPromise.#drainOne(rt),
-        (rt) => LoopPromise.#checkUnhandled(rt),
-        (rt) => LoopPromise.#drainAll(rt),
-      );
+      const rt = new Runtime(loop);
+      // Closures made here reach the engine directly (no extra call layer per job).
+      rt.drainOne = () => {
+        const job = rt.head;
+        if (job === undefined) return;
+        const next = job.#next;
+        rt.head = next;
+        if (next === undefined) rt.tail = undefined;
+        else job.#next = undefined;
+        LoopPromise.#run(job);
+      };
+      rt.checkUnhandled = () => LoopPromise.#checkUnhandled(rt);
+      rt.drainAll = () => LoopPromise.#drainAll(rt);
       Object.defineProperty(loop, kRuntime, { value: rt });
       return rt;
     };

@@ -125,10 +125,14 @@ export function close(fd: number): void {
   check(libc().close(fd), `close(${fd})`);
 }
 
-/** Opens `path` read-only (a regular file, for "epoll refuses regular files"). */
-export function openFile(path: string): number {
+/**
+ * Opens `path` read-only (a regular file, for "epoll refuses regular files"; or a FIFO, where
+ * `nonblocking` keeps open() from waiting for a writer).
+ */
+export function openFile(path: string, options: { nonblocking?: boolean } = {}): number {
   const cPath = new TextEncoder().encode(path + "\0");
-  return check(libc().open(cPath, O_RDONLY | O_CLOEXEC, 0), `open(${path})`);
+  const flags = O_RDONLY | O_CLOEXEC | (options.nonblocking ? O_NONBLOCK : 0);
+  return check(libc().open(cPath, flags, 0), `open(${path})`);
 }
 
 /** Sets O_NONBLOCK on `fd`. */

@@ -42,6 +42,21 @@ const NAMES: Record<number, string> = {
   10107: "WSASYSCALLFAILURE",
 };
 
+/**
+ * Errors the backend raises itself (bookkeeping, not a failed call) use the C runtime's errno
+ * values, which Windows shares with POSIX, so every backend reports them alike.
+ */
+export const CRT_ERRNO = Object.freeze({ ENOENT: 2, EBADF: 9, EEXIST: 17 });
+
+/** A `PollerError` with a C runtime errno (`EBADF`, `ENOENT`, `EEXIST`). */
+export function crtError(
+  syscall: string,
+  code: keyof typeof CRT_ERRNO,
+  detail?: string,
+): PollerError {
+  return new PollerError(syscall, CRT_ERRNO[code], code, detail ? { detail } : undefined);
+}
+
 /** The symbolic name of a Win32/Winsock error code, or `E<code>` when unknown. */
 export function winErrorName(code: number): string {
   return NAMES[code] ?? `E${code}`;

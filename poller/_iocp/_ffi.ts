@@ -28,6 +28,7 @@ const KERNEL32 = {
   },
   SetFileCompletionNotificationModes: { parameters: ["pointer", "u8"], result: "i32" },
   CloseHandle: { parameters: ["pointer"], result: "i32" },
+  GetHandleInformation: { parameters: ["usize", "buffer"], result: "i32" },
   GetLastError: { parameters: [], result: "u32" },
 } as const;
 

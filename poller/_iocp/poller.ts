@@ -30,6 +30,7 @@ import {
   FILE_OPEN,
   FILE_SHARE_READ_WRITE,
   FILE_SKIP_SET_EVENT_ON_HANDLE,
+  INFINITE,
   IO_STATUS_BLOCK,
   IOCTL_AFD_POLL,
   KEY_AFD,
@@ -54,7 +55,7 @@ import {
   utf16le,
   WAIT_TIMEOUT,
 } from "./_layout.ts";
-import { ntStatusText, winError } from "./_errors.ts";
+import { crtError, ntStatusText, winError } from "./_errors.ts";
 import { openWindowsLibraries, type WindowsLibraries } from "./_ffi.ts";
 import {
   checkBatch,
@@ -86,10 +87,11 @@ const ENTRY_WORDS = OVERLAPPED_ENTRY.size / 4;
 const W_ENTRY_KEY = OVERLAPPED_ENTRY.completionKey / 4;
 const W_ENTRY_OVERLAPPED = OVERLAPPED_ENTRY.overlapped / 4;
 const KEY_WAKE_BIG = BigInt(KEY_WAKE);
-const ERROR_ALREADY_EXISTS = 183;
-const ERROR_NOT_FOUND = 1168;
-const ERROR_INVALID_HANDLE = 6;
 const WSAENOTSOCK = 10038;
+/** `ulNumEntriesRemoved` before a parked call writes it: tells whether that call has returned. */
+const REMOVED_SENTINEL = 0xffffffff;
+/** How long a sync wait waits for a parked waitAsync it woke to hand over its entries. */
+const TAKE_PARKED_MS = 250;
 
 /** One AFD helper handle and how many registrations use it. */
 interface Group {
@@ -149,6 +151,9 @@ export class IocpPoller implements Poller {
   #closed = false;
   #closing: Promise<void> | null = null;
   #parked: Promise<number> | null = null;
+  /** A sync wait decoded the parked call's entries (its promise must report nothing). */
+  #asyncTaken = false;
+  #spin = new Int32Array(new SharedArrayBuffer(4));
   #wakePosted = false;
   #nextGen = 1;
 
@@ -180,7 +185,7 @@ export class IocpPoller implements Poller {
   #syncRemovedBytes = new Uint8Array(this.#syncRemoved.buffer);
   #asyncEntries = new Uint8Array(new ArrayBuffer(MAX_ENTRIES * OVERLAPPED_ENTRY.size));
   #asyncWords = new Uint32Array(this.#asyncEntries.buffer);
-  #asyncRemoved = new Uint32Array(1);
+  #asyncRemoved = new Uint32Array(new SharedArrayBuffer(4));
   #asyncRemovedBytes = new Uint8Array(this.#asyncRemoved.buffer);
 
   // Scratch buffers of control calls.
@@ -231,11 +236,11 @@ export class IocpPoller implements Poller {
     checkToken(token, "register a socket");
     checkInterest(interest, "register a socket");
     this.#checkOpen("register");
-    if (!inRange) throw winError("register", WSAENOTSOCK, `${fd} is not a socket handle`);
+    if (!inRange) throw crtError("register", "EBADF", `${fd} is not a handle`);
     const existing = this.#registry.get(fd);
     if (existing !== undefined) {
       if (!existing.dead) {
-        throw winError("register", ERROR_ALREADY_EXISTS, `socket ${fd} is already registered`);
+        throw crtError("register", "EEXIST", `socket ${fd} is already registered (use modify)`);
       }
       this.#drop(existing); // closed without unregistering: the handle value was reused
     }
@@ -254,16 +259,15 @@ export class IocpPoller implements Poller {
   }
 
   modify(fd: number, token: number, interest: number): void {
-    checkFd(fd, "modify a socket");
+    const inRange = checkFd(fd, "modify a socket");
     checkToken(token, "modify a socket");
     checkInterest(interest, "modify a socket");
     this.#checkOpen("modify");
+    if (!inRange) throw crtError("modify", "EBADF", `${fd} is not a handle`);
     const reg = this.#registry.get(fd);
-    if (reg === undefined) {
-      throw winError("modify", ERROR_NOT_FOUND, `socket ${fd} is not registered`);
-    }
+    if (reg === undefined) throw crtError("modify", "ENOENT", `socket ${fd} is not registered`);
     if (reg.dead) {
-      throw winError("modify", ERROR_INVALID_HANDLE, `socket ${fd} was closed while registered`);
+      throw crtError("modify", "EBADF", `socket ${fd} was closed while registered`);
     }
     reg.token = token;
     const mask = afdEventsFor(interest);
@@ -272,7 +276,7 @@ export class IocpPoller implements Poller {
     if (reg.pendingMask !== 0) {
       // The outstanding request polls for other events: cancel it and submit on a fresh slot
       // now, instead of waiting for the cancellation to complete.
-      this.#orphan(reg.slot, true);
+      this.#orphan(reg.slot);
       reg.pendingMask = 0;
       reg.slot = this.#allocSlot();
     }
@@ -285,11 +289,12 @@ export class IocpPoller implements Poller {
   }
 
   unregister(fd: number): void {
-    checkFd(fd, "unregister a socket");
+    const inRange = checkFd(fd, "unregister a socket");
     this.#checkOpen("unregister");
+    if (!inRange) throw crtError("unregister", "EBADF", `${fd} is not a handle`);
     const reg = this.#registry.get(fd);
     if (reg === undefined) {
-      throw winError("unregister", ERROR_NOT_FOUND, `socket ${fd} is not registered`);
+      throw crtError("unregister", "ENOENT", `socket ${fd} is not registered`);
     }
     this.#drop(reg);
   }
@@ -306,28 +311,42 @@ export class IocpPoller implements Poller {
     const ms = normaliseTimeout(timeoutMs);
     this.#checkOpen("GetQueuedCompletionStatusEx");
     this.#flushRearms();
-    let out = this.#emitStalled(batch);
+    let out = this.#emitStalled(batch, 0);
+    // A completion goes to ONE waiter: take over whatever a parked waitAsync dequeued.
+    if (this.#parked !== null && !this.#asyncTaken) out = this.#takeParked(batch, out);
     const count = Math.min(batch.capacity - out, MAX_ENTRIES);
-    if (count > 0) {
+    if (count === 0) {
+      batch.length = out;
+      return out;
+    }
+    const kernel32 = this.#lib.kernel32;
+    // Windows may end a wait up to a clock tick early: wait again for the rest if it did.
+    const deadline = ms > 0 ? performance.now() + ms : 0;
+    let dword = out > 0 ? 0 : timeoutToDword(ms);
+    for (;;) {
       this.#syncRemoved[0] = 0;
-      const ok = this.#lib.kernel32.GetQueuedCompletionStatusEx(
+      const ok = kernel32.GetQueuedCompletionStatusEx(
         this.#port,
         this.#syncEntries,
         count,
         this.#syncRemovedBytes,
-        out > 0 ? 0 : timeoutToDword(ms),
+        dword,
         0,
       );
       if (ok !== 0) {
-        out = this.#decode(this.#syncWords, this.#syncRemoved[0], batch, out);
-      } else {
-        // GetLastError is only meaningful after a failure; a timeout is not one for us.
-        const code = this.#lib.kernel32.GetLastError();
-        if (code !== WAIT_TIMEOUT) {
-          batch.length = out;
-          throw winError("GetQueuedCompletionStatusEx", code);
-        }
+        out = this.#decode(this.#syncWords, this.#syncRemoved[0], batch, out, true);
+        break;
       }
+      // GetLastError is only meaningful after a failure; a timeout is not one for us.
+      const code = kernel32.GetLastError();
+      if (code !== WAIT_TIMEOUT) {
+        batch.length = out;
+        throw winError("GetQueuedCompletionStatusEx", code);
+      }
+      if (dword === 0 || dword === INFINITE) break;
+      const remainingMs = deadline - performance.now();
+      if (remainingMs <= 0) break;
+      dword = timeoutToDword(remainingMs);
     }
     batch.length = out;
     return out;
@@ -348,32 +367,13 @@ export class IocpPoller implements Poller {
       );
     }
     this.#flushRearms();
-    const start = this.#emitStalled(batch);
+    const start = this.#emitStalled(batch, 0);
     const count = Math.min(batch.capacity - start, MAX_ENTRIES);
     if (start > 0 || count === 0) {
       batch.length = start;
       return Promise.resolve(start);
     }
-    this.#asyncRemoved[0] = 0;
-    const parked = this.#lib.kernel32.GetQueuedCompletionStatusExAsync(
-      this.#port,
-      this.#asyncEntries,
-      count,
-      this.#asyncRemovedBytes,
-      timeoutToDword(ms),
-      0,
-    ).then((ok) => {
-      this.#parked = null;
-      // A failed off-thread wait (its GetLastError is another thread's) counts as a retry.
-      const n = ok !== 0 ? this.#asyncRemoved[0] : 0;
-      // Decode even when closing: it keeps the outstanding-request bookkeeping exact.
-      const out = this.#decode(this.#asyncWords, n, batch, 0);
-      batch.length = this.#closed ? 0 : out;
-      return batch.length;
-    }, (error) => {
-      this.#parked = null;
-      throw error;
-    });
+    const parked = this.#park(batch, count, ms, ms > 0 ? performance.now() + ms : 0);
     this.#parked = parked;
     return parked;
   }
@@ -406,7 +406,7 @@ export class IocpPoller implements Poller {
     // Cancel every outstanding request and wait for its completion: until then the kernel may
     // still write into the arena.
     for (let slot = 0; slot < this.#slotPending.length; slot++) {
-      if (this.#slotPending[slot]) this.#orphan(slot, true);
+      if (this.#slotPending[slot]) this.#orphan(slot);
     }
     for (let round = 0; this.#pendingCount > 0 && round < 50; round++) {
       this.#asyncRemoved[0] = 0;
@@ -439,12 +439,67 @@ export class IocpPoller implements Poller {
 
   // --- internals -------------------------------------------------------------------------
 
-  #checkOpen(action: string): void {
-    if (this.#closed) {
-      throw new PollerError(action, ERROR_INVALID_HANDLE, "ERROR_INVALID_HANDLE", {
-        detail: "the poller is closed",
-      });
+  /**
+   * Parks one `GetQueuedCompletionStatusEx` on the blocking pool. A timeout that ends before
+   * `deadline` (Windows may wake a tick early) parks again for the rest.
+   */
+  #park(batch: EventBatch, count: number, ms: number, deadline: number): Promise<number> {
+    this.#asyncTaken = false;
+    this.#asyncRemoved[0] = REMOVED_SENTINEL;
+    return this.#lib.kernel32.GetQueuedCompletionStatusExAsync(
+      this.#port,
+      this.#asyncEntries,
+      count,
+      this.#asyncRemovedBytes,
+      timeoutToDword(ms),
+      0,
+    ).then((ok) => {
+      if (this.#asyncTaken) {
+        // A sync wait already decoded this result (see #takeParked): report nothing here.
+        this.#asyncTaken = false;
+        this.#parked = null;
+        batch.length = 0;
+        return 0;
+      }
+      // A failed off-thread wait (its GetLastError is another thread's) counts as a timeout.
+      const n = ok !== 0 ? this.#asyncRemoved[0] : 0;
+      if (n === 0 && !this.#closed && ms > 0 && ms !== -1) {
+        const remainingMs = deadline - performance.now();
+        if (remainingMs > 0) return this.#park(batch, count, remainingMs, deadline);
+      }
+      this.#parked = null;
+      // Decode even when closing: it keeps the outstanding-request bookkeeping exact.
+      const out = this.#decode(this.#asyncWords, n, batch, 0, false);
+      batch.length = this.#closed ? 0 : out;
+      return batch.length;
+    }, (error) => {
+      this.#parked = null;
+      throw error;
+    });
+  }
+
+  /**
+   * A sync wait while a waitAsync is parked: wake the parked thread and, once its call has
+   * returned (it writes the entry count before returning), decode its entries into `batch`
+   * here. Its promise then resolves with 0. Bounded: if the parked call does not return in
+   * time, the sync wait goes on without it (both waits then share the port).
+   */
+  #takeParked(batch: EventBatch, out: number): number {
+    this.#postWake();
+    const removed = this.#asyncRemoved;
+    const until = performance.now() + TAKE_PARKED_MS;
+    while (Atomics.load(removed, 0) === REMOVED_SENTINEL && performance.now() < until) {
+      Atomics.wait(this.#spin, 0, 0, 0.05);
     }
+    const n = removed[0];
+    if (n === REMOVED_SENTINEL) return out;
+    this.#asyncTaken = true;
+    // Only as many as fit: the rest stay in the entries and are dropped, so re-arm them.
+    return this.#decode(this.#asyncWords, n, batch, out, true);
+  }
+
+  #checkOpen(syscall: string): void {
+    if (this.#closed) throw crtError(syscall, "EBADF", "the poller is closed");
   }
 
   #postWake(): void {
@@ -460,7 +515,12 @@ export class IocpPoller implements Poller {
     // Is it a socket at all? (Wine's SIO_BASE_HANDLE echoes any handle back.)
     this.#intOut[0] = 4;
     if (ws2.getsockopt(socket, SOL_SOCKET, SO_TYPE, this.#handleOut, this.#intOutBytes) !== 0) {
-      return winError("getsockopt", ws2.WSAGetLastError(), `${fd} is not a socket (SO_TYPE)`);
+      const code = ws2.WSAGetLastError();
+      // Not a socket: say EBADF when it is no open handle at all.
+      if (this.#lib.kernel32.GetHandleInformation(socket, this.#bytesOut) === 0) {
+        return crtError("getsockopt", "EBADF", `${fd} is not an open handle`);
+      }
+      return winError("getsockopt", code, `${fd} is not a socket (SO_TYPE)`);
     }
     const out = new BigUint64Array(this.#handleOut.buffer);
     let firstError = 0;
@@ -608,10 +668,10 @@ export class IocpPoller implements Poller {
   }
 
   /** Detaches a slot from its registration; cancels its request if one is outstanding. */
-  #orphan(slot: number, cancel: boolean): void {
+  #orphan(slot: number): void {
     this.#slotOwner[slot] = null;
     const handle = this.#slotHandle[slot];
-    if (cancel && this.#slotPending[slot] && handle !== null) {
+    if (this.#slotPending[slot] && handle !== null) {
       // STATUS_NOT_FOUND means it completed already; its packet is on the way either way.
       this.#lib.ntdll.NtCancelIoFileEx(handle, this.#slotIosb[slot], this.#cancelIosb);
     }
@@ -622,7 +682,7 @@ export class IocpPoller implements Poller {
     this.#registry.delete(reg.fd);
     reg.registered = false;
     reg.group.members--;
-    if (this.#slotPending[reg.slot]) this.#orphan(reg.slot, true);
+    if (this.#slotPending[reg.slot]) this.#orphan(reg.slot);
     else this.#releaseSlot(reg.slot);
     reg.pendingMask = 0;
   }
@@ -654,9 +714,8 @@ export class IocpPoller implements Poller {
     }
   }
 
-  /** Reports registrations whose re-arm failed; returns how many entries it filled. */
-  #emitStalled(batch: EventBatch): number {
-    let out = 0;
+  /** Reports registrations whose re-arm failed at `batch[out...]`; returns the new length. */
+  #emitStalled(batch: EventBatch, out: number): number {
     while (this.#stalled.length > 0 && out < batch.capacity) {
       const reg = this.#stalled.pop()!;
       if (!reg.registered || !reg.stalled) continue;
@@ -667,10 +726,15 @@ export class IocpPoller implements Poller {
     return out;
   }
 
-  /** Turns `n` completion entries into events at `batch[out...]`; returns the new length. */
-  #decode(entries: Uint32Array, n: number, batch: EventBatch, out: number): number {
+  /**
+   * Turns `n` completion entries into events at `batch[out...]`; returns the new length. Entries
+   * that do not fit are still consumed and re-armed, so level-triggered readiness comes back.
+   * `sync`: decoded on behalf of a sync wait (matters for the wake packet).
+   */
+  #decode(entries: Uint32Array, n: number, batch: EventBatch, out: number, sync: boolean): number {
     const tokens = batch.tokens;
     const readinesses = batch.readiness;
+    const capacity = batch.capacity;
     for (let i = 0; i < n; i++) {
       const e = i * ENTRY_WORDS;
       const key = entries[e + W_ENTRY_KEY];
@@ -678,7 +742,7 @@ export class IocpPoller implements Poller {
       if (key === KEY_WAKE) {
         this.#wakePosted = false;
         // A sync wait took the packet meant for a parked waitAsync: post it again for that one.
-        if (entries === this.#syncWords && this.#parked !== null) this.#postWake();
+        if (sync && this.#parked !== null && !this.#asyncTaken) this.#postWake();
         continue;
       }
       if (key !== KEY_AFD || entries[e + W_ENTRY_OVERLAPPED + 1] !== 0) continue;
@@ -710,7 +774,7 @@ export class IocpPoller implements Poller {
         readiness = readinessFromAfd(events, reg.interest);
       }
       this.#queueRearm(reg);
-      if (readiness !== 0 && reg.registered) {
+      if (readiness !== 0 && out < capacity) {
         tokens[out] = reg.token;
         readinesses[out] = readiness;
         out++;

@@ -1,0 +1,87 @@
+// A 1-byte ping-pong over a socketpair with both ends watched by the loop, against the same
+// ping-pong over Deno's own unix sockets (Deno.listen/Deno.connect), in the same run.
+// Target (issue 5): at least 3x faster than Deno.
+import { Loop } from "../mod.ts";
+
+const ROUND_TRIPS = 10_000;
+
+// Bench-only libc access (the library's own FFI lives in poller/ backends).
+const libc = Deno.dlopen(Deno.build.os === "darwin" ? "libSystem.B.dylib" : "libc.so.6", {
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+});
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const byte = new Uint8Array(1);
+
+function socketpair(): [number, number] {
+  const fds = new Int32Array(2);
+  const flags = Deno.build.os === "linux" ? SOCK_STREAM | SOCK_NONBLOCK : SOCK_STREAM;
+  if (libc.symbols.socketpair(AF_UNIX, flags, 0, fds) !== 0) throw new Error("socketpair failed");
+  return [fds[0], fds[1]];
+}
+
+const loop = new Loop();
+
+Deno.bench({
+  name: `Deno unix sockets: ${ROUND_TRIPS} ping-pongs`,
+  group: "ping-pong",
+  baseline: true,
+  async fn(b) {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/pingpong.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    const client = await Deno.connect({ transport: "unix", path });
+    const server = await listener.accept();
+    const serverBuffer = new Uint8Array(1);
+    const clientBuffer = new Uint8Array(1);
+    const echo = (async () => {
+      while ((await server.read(serverBuffer)) !== null) await server.write(serverBuffer);
+    })();
+    b.start();
+    for (let i = 0; i < ROUND_TRIPS; i++) {
+      await client.write(clientBuffer);
+      await client.read(clientBuffer);
+    }
+    b.end();
+    client.close();
+    await echo;
+    server.close();
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.bench({
+  name: `loop.watch socketpair: ${ROUND_TRIPS} ping-pongs`,
+  group: "ping-pong",
+  async fn(b) {
+    const [ping, pong] = socketpair();
+    let left = ROUND_TRIPS;
+    const pongWatch = loop.watch(pong, { readable: true }, () => {
+      libc.symbols.read(pong, byte, 1);
+      libc.symbols.write(pong, byte, 1);
+    });
+    const pingWatch = loop.watch(ping, { readable: true }, () => {
+      libc.symbols.read(ping, byte, 1);
+      if (--left === 0) {
+        pingWatch.close();
+        pongWatch.close();
+      } else libc.symbols.write(ping, byte, 1);
+    });
+    b.start();
+    libc.symbols.write(ping, byte, 1);
+    await loop.run();
+    b.end();
+    libc.symbols.close(ping);
+    libc.symbols.close(pong);
+  },
+});
+
+globalThis.addEventListener("unload", () => {
+  void loop.close();
+  libc.close();
+});

@@ -1,0 +1,254 @@
+// loop.watch() on real fds made by the test (pipes, socketpairs, eventfd) and on a FakePoller.
+import assert from "node:assert/strict";
+import { type ErrorContext, Loop, VirtualClock, type WatchEvent } from "../../mod.ts";
+import { FakePoller, HANGUP, PollerError, READABLE } from "../../poller/mod.ts";
+import { drain, FdScope, openFile, read, write } from "../_fd.ts";
+
+function copy(event: WatchEvent): Omit<WatchEvent, "bits"> {
+  const { readable, writable, priority, hangup, error } = event;
+  return { readable, writable, priority, hangup, error };
+}
+
+Deno.test("a readable pipe calls back in the poll phase; closing the watch inside its callback stops it", async () => {
+  using fds = new FdScope();
+  const [readFd, writeFd] = fds.pipe();
+  await using loop = new Loop();
+  const events: Array<Omit<WatchEvent, "bits">> = [];
+  const log: string[] = [];
+  const watch = loop.watch(readFd, { readable: true }, (event) => {
+    events.push(copy(event));
+    log.push(`fd: ${new TextDecoder().decode(read(readFd)!)}`);
+    watch.close();
+  });
+  loop.setImmediate(() => log.push("immediate (check phase, after poll)"));
+  loop.submit(() => {
+    log.push("task");
+    write(writeFd, "ping");
+  });
+  await loop.run();
+  assert.deepEqual(log, ["task", "fd: ping", "immediate (check phase, after poll)"]);
+  assert.deepEqual(events, [{
+    readable: true,
+    writable: false,
+    priority: false,
+    hangup: false,
+    error: false,
+  }]);
+  assert.equal(watch.closed, true);
+});
+
+Deno.test("an idle loop wakes for data written by Deno's own timer, and sees EOF as hangup", async () => {
+  using fds = new FdScope();
+  const [readFd, writeFd] = fds.socketpair();
+  await using loop = new Loop();
+  const received: string[] = [];
+  let sawHangup = false;
+  const watch = loop.watch(readFd, { readable: true }, (event) => {
+    const bytes = read(readFd);
+    if (bytes !== null && bytes.length > 0) received.push(new TextDecoder().decode(bytes));
+    if (event.hangup || (bytes !== null && bytes.length === 0)) {
+      sawHangup = event.hangup;
+      watch.close();
+    }
+  });
+  // Written from outside the loop while it is parked in the poller.
+  setTimeout(() => write(writeFd, "hello"), 5);
+  setTimeout(() => fds.close(writeFd), 15);
+  await loop.run();
+  assert.deepEqual(received, ["hello"]);
+  assert.equal(sawHangup, true);
+});
+
+Deno.test("work submitted from outside wakes a parked loop", async () => {
+  await using loop = new Loop();
+  const log: string[] = [];
+  const keepAlive = loop.setTimeout(() => log.push("keep-alive timer"), 10_000);
+  setTimeout(() => {
+    loop.submit(() => {
+      log.push("submitted from a Deno timer");
+      loop.clearTimeout(keepAlive);
+    });
+  }, 5);
+  const startMs = performance.now();
+  await loop.run();
+  assert.deepEqual(log, ["submitted from a Deno timer"]);
+  assert.ok(performance.now() - startMs < 5_000, "run() must return once the timer is cleared");
+});
+
+Deno.test("modify() switches interest; level-triggered readiness repeats each pass, once per watch", async () => {
+  using fds = new FdScope();
+  const [a, b] = fds.socketpair();
+  await using loop = new Loop();
+  const seen: string[] = [];
+  let passes = 0;
+  const watch = loop.watch(a, { readable: true }, (event) => {
+    passes++;
+    if (event.readable) {
+      seen.push("readable");
+      if (passes === 2) {
+        drain(a);
+        watch.modify({ writable: true });
+      }
+    } else if (event.writable) {
+      seen.push("writable");
+      watch.close();
+    }
+  });
+  write(b, "x");
+  await loop.run();
+  assert.deepEqual(seen, ["readable", "readable", "writable"]);
+});
+
+Deno.test("a watch closed by another callback in the same pass gets no callback", async () => {
+  using fds = new FdScope();
+  const [r1, w1] = fds.pipe();
+  const [r2, w2] = fds.pipe();
+  await using loop = new Loop();
+  const calls: number[] = [];
+  let first: ReturnType<Loop["watch"]>;
+  let second: ReturnType<Loop["watch"]>;
+  const onEither = (fd: number) => () => {
+    calls.push(fd);
+    first.close();
+    second.close();
+  };
+  first = loop.watch(r1, { readable: true }, onEither(r1));
+  second = loop.watch(r2, { readable: true }, onEither(r2));
+  write(w1, "1");
+  write(w2, "2");
+  await loop.run();
+  assert.equal(calls.length, 1);
+});
+
+Deno.test("watch errors: already watched, bad fd, regular file; the loop stays usable", async (t) => {
+  using fds = new FdScope();
+  const [readFd] = fds.pipe();
+  await using loop = new Loop();
+  const watch = loop.watch(readFd, { readable: true }, () => {});
+  await t.step("watching an fd twice throws AlreadyExists", () => {
+    assert.throws(
+      () => loop.watch(readFd, { writable: true }, () => {}),
+      Deno.errors.AlreadyExists,
+    );
+  });
+  await t.step("a closed fd number is EBADF with the syscall named", () => {
+    assert.throws(
+      () => loop.watch(1_000_000, { readable: true }, () => {}),
+      (error: unknown) =>
+        error instanceof PollerError && error.code === "EBADF" && error.syscall.length > 0,
+    );
+  });
+  await t.step("a regular file is EPERM on epoll", () => {
+    const fileFd = fds.track(openFile(new URL(import.meta.url).pathname));
+    assert.throws(
+      () => loop.watch(fileFd, { readable: true }, () => {}),
+      (error: unknown) => error instanceof PollerError && error.code === "EPERM",
+    );
+  });
+  await t.step("the loop still works", async () => {
+    const log: string[] = [];
+    watch.close();
+    loop.submit(() => log.push("still fine"));
+    await loop.run();
+    assert.deepEqual(log, ["still fine"]);
+  });
+});
+
+Deno.test("an error thrown by a watch callback goes to onError with kind fd", async () => {
+  using fds = new FdScope();
+  const [readFd, writeFd] = fds.pipe();
+  const seen: ErrorContext[] = [];
+  await using loop = new Loop({ onError: (_error, context) => seen.push(context) });
+  const watch = loop.watch(readFd, { readable: true }, () => {
+    watch.close();
+    throw new Error("callback failed");
+  }, { label: "sensor" });
+  write(writeFd, "!");
+  await loop.run();
+  assert.deepEqual(seen, [{ kind: "fd", label: "sensor" }]);
+});
+
+Deno.test("ref'd watches keep run() alive, unref'd ones do not; aliveReasons names them", async () => {
+  using fds = new FdScope();
+  const [readFd] = fds.pipe();
+  await using loop = new Loop();
+  const watch = loop.watch(readFd, { readable: true }, () => {}, { label: "gpio line 17" });
+  assert.deepEqual(loop.aliveReasons(), [{ kind: "watch", label: "gpio line 17" }]);
+  watch.unref();
+  assert.equal(watch.hasRef(), false);
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.run(); // returns: nothing ref'd
+  watch.ref();
+  setTimeout(() => watch.close(), 5);
+  await loop.run(); // returns once the watch is closed from outside
+  assert.equal(watch.closed, true);
+});
+
+Deno.test("onClose runs in the close phase; loop.close() closes open watches and reports them", async () => {
+  using fds = new FdScope();
+  const [r1] = fds.pipe();
+  const [r2] = fds.pipe();
+  const loop = new Loop();
+  const log: string[] = [];
+  const first = loop.watch(r1, { readable: true }, () => {}, {
+    onClose: () => log.push("closed r1"),
+  });
+  loop.watch(r2, { readable: true }, () => {}, {
+    label: "r2",
+    onClose: () => log.push("closed r2"),
+  });
+  loop.setImmediate(() => {
+    log.push("immediate");
+    first.close();
+    log.push("after close() call");
+  });
+  loop.runOnce();
+  assert.deepEqual(log, ["immediate", "after close() call", "closed r1"]);
+  const report = await loop.close();
+  assert.deepEqual(log, ["immediate", "after close() call", "closed r1", "closed r2"]);
+  assert.equal(report.disposed.watches, 1);
+  assert.deepEqual(report.items, [{ kind: "watch", label: "r2", disposition: "cancelled" }]);
+});
+
+Deno.test("1,000 watched fds: only the ready ones call back", async () => {
+  using fds = new FdScope();
+  await using loop = new Loop();
+  const pipes: Array<[number, number]> = [];
+  const fired = new Set<number>();
+  for (let i = 0; i < 500; i++) pipes.push(fds.pipe());
+  for (const [readFd] of pipes) {
+    loop.watch(readFd, { readable: true }, () => {
+      fired.add(readFd);
+      drain(readFd);
+    });
+  }
+  for (let i = 0; i < 500; i++) {
+    const [, writeFd] = pipes[i];
+    loop.watch(writeFd, { writable: true }, () => fired.add(writeFd)).unref();
+  }
+  const ready = [7, 99, 250, 499];
+  for (const i of ready) write(pipes[i][1], "x");
+  fired.clear();
+  loop.runOnce();
+  const readers = [...fired].filter((fd) => pipes.some(([r]) => r === fd));
+  assert.deepEqual(readers.sort((x, y) => x - y), ready.map((i) => pipes[i][0]).sort((x, y) => x - y));
+  assert.equal(fired.size - readers.length, 500, "every write end is writable");
+  await loop.close();
+});
+
+Deno.test("a FakePoller on a virtual clock: fd 7 readable at 30 ms, hangup at 50 ms", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  poller.script(30, 7, READABLE).script(50, 7, READABLE | HANGUP);
+  await using loop = new Loop({ clock, poller });
+  const seen: Array<[number, boolean, boolean]> = [];
+  const watch = loop.watch(7, { readable: true }, (event) => {
+    seen.push([loop.now(), event.readable, event.hangup]);
+    if (event.hangup) watch.close();
+    else poller.setReadiness(7, 0); // the test "reads" the data
+  });
+  loop.setTimeout(() => seen.push([loop.now(), false, false]), 40);
+  await loop.run();
+  assert.deepEqual(seen, [[30, true, false], [40, false, false], [50, true, true]]);
+  await poller.close();
+});

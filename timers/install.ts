@@ -1,0 +1,226 @@
+/**
+ * `install()`: puts a loop's timers in place of a global object's `setTimeout` family.
+ *
+ * @module
+ */
+import { Loop } from "../loop/loop.ts";
+import { currentLoop } from "../loop/default_loop.ts";
+import { clampNestedTimer } from "../loop/_core.ts";
+import type { Timer } from "../loop/types.ts";
+
+/** Options for {@linkcode install}. */
+export interface InstallOptions {
+  /**
+   * `"web"` (default): browser-like. The set functions return numeric ids (a safe integer, as
+   * `typeof id === "number"` code expects), and HTML's nesting clamp applies to timers scheduled
+   * through them: from the sixth nested level on, a delay under 4 ms becomes 4 ms.
+   *
+   * `"node"`: Node-like. The set functions return the handles (`ref`, `unref`, `hasRef`,
+   * `refresh`, `close`, `[Symbol.toPrimitive]`), and delays are coerced as Node does: anything not
+   * in [1, 2^31-1] ms (`NaN`, 0, negative, `Infinity`, beyond 2^31-1) becomes 1 ms.
+   */
+  mode?: "web" | "node";
+}
+
+/** The globals `install()` replaces, in the order it replaces them. */
+const NAMES = [
+  "setTimeout",
+  "clearTimeout",
+  "setInterval",
+  "clearInterval",
+  "setImmediate",
+  "clearImmediate",
+  "queueMicrotask",
+] as const;
+
+type Name = typeof NAMES[number];
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (...args: any[]) => any;
+
+/** Node's TIMEOUT_MAX. */
+const NODE_TIMEOUT_MAX_MS = 2 ** 31 - 1;
+
+function nodeDelay(delayMs: unknown): number {
+  const value = Number(delayMs);
+  return value >= 1 && value <= NODE_TIMEOUT_MAX_MS ? value : 1;
+}
+
+function webTimers(loop: Loop): Record<Name, AnyFunction> {
+  return {
+    setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
+      const timer = loop.setTimeout(callback, delayMs, ...args);
+      clampNestedTimer(timer);
+      return Number(timer);
+    },
+    clearTimeout: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
+      const timer = loop.setInterval(callback, delayMs, ...args);
+      clampNestedTimer(timer);
+      return Number(timer);
+    },
+    clearInterval: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    setImmediate(callback: AnyFunction, ...args: unknown[]): number {
+      return Number(loop.setImmediate(callback, ...args));
+    },
+    clearImmediate: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    queueMicrotask(callback: () => void): void {
+      loop.queueMicrotask(callback);
+    },
+  };
+}
+
+function nodeTimers(loop: Loop): Record<Name, AnyFunction> {
+  return {
+    setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
+      return loop.setTimeout(callback, nodeDelay(delayMs), ...args);
+    },
+    clearTimeout: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
+      return loop.setInterval(callback, nodeDelay(delayMs), ...args);
+    },
+    clearInterval: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    setImmediate(callback: AnyFunction, ...args: unknown[]): Timer {
+      return loop.setImmediate(callback, ...args);
+    },
+    clearImmediate: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    queueMicrotask(callback: () => void): void {
+      loop.queueMicrotask(callback);
+    },
+  };
+}
+
+/** Restores what `install()` replaced, exactly: the same descriptors, or absence. */
+class Installation implements Disposable {
+  #target: object;
+  #saved: (PropertyDescriptor | undefined)[] | null;
+
+  constructor(target: object, saved: (PropertyDescriptor | undefined)[]) {
+    this.#target = target;
+    this.#saved = saved;
+  }
+
+  [Symbol.dispose](): void {
+    const saved = this.#saved;
+    if (saved === null) return;
+    this.#saved = null;
+    const target = this.#target as Record<string, unknown>;
+    for (let i = NAMES.length - 1; i >= 0; i--) {
+      const name = NAMES[i];
+      const descriptor = saved[i];
+      if (descriptor === undefined) delete target[name];
+      else if (descriptor.configurable) Object.defineProperty(target, name, descriptor);
+      else target[name] = descriptor.value; // non-configurable but writable
+    }
+  }
+}
+
+/**
+ * Replaces `target`'s `setTimeout`, `clearTimeout`, `setInterval`, `clearInterval`,
+ * `setImmediate`, `clearImmediate` and `queueMicrotask` with `loop`'s (all seven, whether or not
+ * the target had them), returning a `Disposable` that restores exactly what was there: the same
+ * property descriptors (Deno's globals are accessors), or no property at all.
+ *
+ * With a `VirtualClock` loop this is a deterministic fake time for code that calls the global
+ * timers, the job of `@std/testing`'s `FakeTime`: the loop jumps to each deadline when idle. The
+ * loop's own idle waits keep using Deno's timers, captured at import.
+ *
+ * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids and applies
+ * HTML's nesting clamp to the timers it schedules, whatever the loop's `clampNestedTimers` option;
+ * `"node"` returns handles and coerces delays as Node does. Other delays follow the module's policy.
+ *
+ * Dispose installations in reverse order (`using` does): each restores what it found.
+ *
+ * @param loop The loop to schedule on; default the current loop at the time of the call.
+ * @param target The object to patch; default `globalThis`.
+ * @param options `mode`.
+ * @returns A `Disposable` restoring the originals (idempotent).
+ * @throws {TypeError} If `loop` is not a `Loop`, `target` not an object, or a property cannot be
+ * replaced (read-only, or the target is not extensible); nothing is changed then.
+ * @throws {RangeError} If `mode` is neither `"web"` nor `"node"`.
+ *
+ * @example Fake time for code that uses the global timers
+ * ```ts
+ * import { Loop, VirtualClock } from "../loop/mod.ts";
+ * import { install } from "./install.ts";
+ *
+ * function remindLater(log: string[]) {
+ *   globalThis.setTimeout(() => log.push("an hour later"), 3_600_000);
+ * }
+ *
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const log: string[] = [];
+ * {
+ *   using _timers = install(loop);
+ *   remindLater(log);
+ *   await loop.run(); // returns at once: virtual time jumps to the deadline
+ * }
+ * console.log(log, loop.now()); // [ "an hour later" ] 3600000
+ * await loop.close();
+ * ```
+ */
+export function install(
+  loop?: Loop,
+  target: object = globalThis,
+  options?: InstallOptions,
+): Disposable {
+  if (loop !== undefined && !(loop instanceof Loop)) {
+    throw new TypeError(
+      `Cannot install timers as the loop must be a Loop: current value is ${
+        loop === null ? "null" : typeof loop
+      }`,
+    );
+  }
+  if (target === null || (typeof target !== "object" && typeof target !== "function")) {
+    throw new TypeError(
+      `Cannot install timers as the target must be an object: current value is ${
+        target === null ? "null" : typeof target
+      }`,
+    );
+  }
+  if (options !== undefined && (options === null || typeof options !== "object")) {
+    throw new TypeError(
+      `Cannot install timers as the options must be an object: current value is ${
+        options === null ? "null" : typeof options
+      }`,
+    );
+  }
+  const mode = options?.mode ?? "web";
+  if (mode !== "web" && mode !== "node") {
+    throw new RangeError(
+      `Cannot install timers as the mode must be "web" or "node": current value is ${
+        String(mode)
+      }`,
+    );
+  }
+  const theLoop = loop ?? currentLoop();
+  const replacements = mode === "web" ? webTimers(theLoop) : nodeTimers(theLoop);
+  const saved = NAMES.map((name) => Object.getOwnPropertyDescriptor(target, name));
+  // Check everything first, so a refusal changes nothing.
+  const extensible = Object.isExtensible(target);
+  NAMES.forEach((name, i) => {
+    const descriptor = saved[i];
+    const writable = descriptor === undefined
+      ? extensible
+      : descriptor.configurable === true || descriptor.writable === true;
+    if (!writable) {
+      throw new TypeError(
+        `Cannot install timers as the target's ${name} cannot be replaced: current value is ${
+          descriptor === undefined ? "absent on a non-extensible object" : "read-only"
+        }`,
+      );
+    }
+  });
+  NAMES.forEach((name, i) => {
+    const descriptor = saved[i];
+    const value = replacements[name];
+    if (descriptor === undefined || descriptor.configurable) {
+      Object.defineProperty(target, name, {
+        value,
+        writable: true,
+        enumerable: descriptor?.enumerable ?? true,
+        configurable: true,
+      });
+    } else (target as Record<string, unknown>)[name] = value;
+  });
+  return new Installation(target, saved);
+}
