@@ -30,11 +30,19 @@ import type {
   WatchOptions,
 } from "./types.ts";
 import type { Loop } from "./loop.ts";
-import { EventBatch, ERROR, HANGUP, PRIORITY, READABLE, WRITABLE } from "../poller/types.ts";
+import { ERROR, EventBatch, HANGUP, PRIORITY, READABLE, WRITABLE } from "../poller/types.ts";
 import type { Poller } from "../poller/types.ts";
 import { PollerError } from "../poller/errors.ts";
 import { createPoller } from "../poller/create_poller.ts";
-import { MetricsRecorder } from "./_metrics_recorder.ts";
+import {
+  KIND_FD,
+  KIND_IMMEDIATE,
+  KIND_MICROTASK,
+  KIND_TASK,
+  KIND_TIMER,
+  MetricsRecorder,
+  QUEUE_MICROTASKS,
+} from "./_metrics_recorder.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -53,13 +61,8 @@ const GENERATION_LIMIT = 1 << (32 - SLOT_BITS);
 /** Callbacks between two looks at the clock in a long phase (a clock read costs ~130 ns). */
 const BUDGET_CHECK_MASK = 1023;
 
-// Callback kinds, as indices for metrics.
-export const KIND_TASK = 0;
-export const KIND_MICROTASK = 1;
-export const KIND_TIMER = 2;
-export const KIND_IMMEDIATE = 3;
-export const KIND_FD = 4;
-export const KIND_CLOSE = 5;
+// Callback kinds, as indices (the recorder's, plus close callbacks, which it does not time).
+const KIND_CLOSE = 5;
 const KIND_NAMES: readonly ErrorContext["kind"][] = [
   "task",
   "microtask",
@@ -116,6 +119,15 @@ function assertCallback(callback: unknown, what: string): asserts callback is An
 /** install()'s web mode: HTML's nesting clamp for `timer`, whatever its loop's option. */
 export function clampNestedTimer(timer: Timer): void {
   if (timer instanceof TimerNode) timer.core.clampTimer(timer);
+}
+
+/**
+ * For timers/ helpers that settle a native promise from a timer callback: `run()` yields to Deno
+ * after the current iteration, so the continuation runs before the loop goes on (and before a
+ * virtual clock jumps ahead of it).
+ */
+export function requestHostTurn(timer: Timer): void {
+  if (timer instanceof TimerNode) timer.core.hostTurnRequested = true;
 }
 
 /** A timeout or interval: the heap entry and the user's handle in one object. */
@@ -317,7 +329,9 @@ function interestBits(interest: WatchInterest, fd: number): number {
     (interest.priority ? PRIORITY : 0);
   if (bits === 0) {
     throw new RangeError(
-      `Cannot watch fd ${fd} as the interest is empty: current value is ${JSON.stringify(interest)}`,
+      `Cannot watch fd ${fd} as the interest is empty: current value is ${
+        JSON.stringify(interest)
+      }`,
     );
   }
   return bits;
@@ -402,6 +416,7 @@ export class LoopCore {
   closeDeferred: CloseDeferred | null = null;
   autoStartScheduled = false;
   batchDeadlineMs = 0;
+  hostTurnRequested = false;
 
   // Idle waiting.
   parked = false;
@@ -471,13 +486,29 @@ export class LoopCore {
     this.yieldIntervalMs = yieldIntervalMs;
     this.pollerOption = options?.poller;
     this.label = options?.label ?? (isDefault ? "default" : "loop");
+    const metricsOption = options?.metrics;
     if (
-      options?.metrics === true || options?.slowCallbackMs !== undefined ||
-      options?.onSlowCallback !== undefined
+      metricsOption !== undefined && typeof metricsOption !== "boolean" &&
+      (metricsOption === null || typeof metricsOption !== "object")
+    ) {
+      throw new TypeError(
+        `Cannot create a loop as metrics must be a boolean or an options object: current value is ${
+          String(metricsOption)
+        }`,
+      );
+    }
+    if (
+      (metricsOption !== undefined && metricsOption !== false) ||
+      options?.slowCallbackMs !== undefined || options?.onSlowCallback !== undefined
     ) {
       this.metrics = new MetricsRecorder(clock, {
-        slowCallbackMs: options?.slowCallbackMs,
-        onSlowCallback: options?.onSlowCallback,
+        ...(typeof metricsOption === "object" ? metricsOption : {}),
+        ...(options?.slowCallbackMs !== undefined
+          ? { slowCallbackMs: options.slowCallbackMs }
+          : {}),
+        ...(options?.onSlowCallback !== undefined
+          ? { onSlowCallback: options.onSlowCallback }
+          : {}),
         onError: (error) => this.handleError(error, KIND_TASK, "onSlowCallback"),
       });
     }
@@ -930,17 +961,32 @@ export class LoopCore {
           }
         }
       } else {
+        metrics.peak(QUEUE_MICROTASKS, queue.size);
+        let timedRan = 0;
+        let untimed = metrics.skip(queue.size);
         while (queue.size !== 0) {
           const microtask = queue.shift();
           ran++;
-          const startMs = metrics.begin();
-          try {
-            microtask();
-          } catch (error) {
-            this.handleError(error, KIND_MICROTASK, microtask);
+          if (untimed !== 0) {
+            untimed--;
+            try {
+              microtask();
+            } catch (error) {
+              this.handleError(error, KIND_MICROTASK, microtask);
+            }
+          } else {
+            timedRan++;
+            const startMs = metrics.begin();
+            try {
+              microtask();
+            } catch (error) {
+              this.handleError(error, KIND_MICROTASK, microtask);
+            }
+            metrics.end(KIND_MICROTASK, startMs, microtask, undefined);
+            untimed = metrics.skip(queue.size);
           }
-          metrics.end(KIND_MICROTASK, startMs, microtask, undefined);
         }
+        metrics.count(KIND_MICROTASK, ran - timedRan);
       }
       this.ranMicrotasks += ran;
       if (this.afterCheckpoint.length === 0) return;
@@ -962,8 +1008,12 @@ export class LoopCore {
     if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
     const metrics = this.metrics;
     if (metrics !== null) {
-      this.iterateMeasured(metrics);
-      return;
+      // The recorder samples iterations (about one per ms): the others take the plain path below.
+      const startMs = metrics.beginIteration();
+      if (startMs >= 0) {
+        this.iterateMeasured(metrics, startMs);
+        return;
+      }
     }
     // The cached time goes stale at the start of every non-empty phase and is read again on first
     // use, so a timer scheduled late in an iteration is measured from at most one phase ago (libuv
@@ -990,11 +1040,10 @@ export class LoopCore {
   }
 
   /** The same iteration, with its phases timed when the recorder samples this iteration. */
-  iterateMeasured(metrics: MetricsRecorder): void {
+  iterateMeasured(metrics: MetricsRecorder, startMs: number): void {
     const clock = this.clock;
-    let phaseStartMs = this.nowMs = clock.now();
+    let phaseStartMs = this.nowMs = startMs;
     this.nowStale = false;
-    const timed = metrics.iteration(phaseStartMs);
     metrics.depths(
       this.tasks.size,
       this.microtasks.size,
@@ -1013,11 +1062,9 @@ export class LoopCore {
       } else if (phase === 3) {
         if (this.immediates.size !== 0) this.runImmediates();
       } else if (this.closeCallbacks.size !== 0) this.runCloseCallbacks();
-      if (timed) {
-        const endMs = clock.now();
-        metrics.phase(phase, endMs - phaseStartMs);
-        phaseStartMs = endMs;
-      }
+      const endMs = clock.now();
+      metrics.phase(phase, endMs - phaseStartMs);
+      phaseStartMs = endMs;
       if (this.stopRequested) return;
     }
   }
@@ -1083,7 +1130,8 @@ export class LoopCore {
       if (missed === "delay") nextMs = nowMs + intervalMs;
       else if (missed === "skip") {
         nextMs = intervalMs > 0
-          ? timer.deadlineMs + (Math.floor((nowMs - timer.deadlineMs) / intervalMs) + 1) * intervalMs
+          ? timer.deadlineMs +
+            (Math.floor((nowMs - timer.deadlineMs) / intervalMs) + 1) * intervalMs
           : nowMs;
       }
       // "burst": keep the absolute schedule; one tick per pass until caught up.
@@ -1104,24 +1152,30 @@ export class LoopCore {
     const queue = this.tasks;
     let remaining = queue.size;
     const metrics = this.metrics;
+    // With metrics on, untimed tasks take the same path as with metrics off; one in a sample is timed.
+    let untimed = metrics === null ? remaining : metrics.skip(remaining);
     let ran = 0;
+    let timedRan = 0;
     while (remaining-- !== 0) {
       const task = queue.shift();
       ran++;
-      if (metrics === null) {
+      if (untimed !== 0) {
+        untimed--;
         try {
           task();
         } catch (error) {
           this.handleError(error, KIND_TASK, task);
         }
       } else {
-        const startMs = metrics.begin();
+        timedRan++;
+        const startMs = metrics!.begin();
         try {
           task();
         } catch (error) {
           this.handleError(error, KIND_TASK, task);
         }
-        metrics.end(KIND_TASK, startMs, task, undefined);
+        metrics!.end(KIND_TASK, startMs, task, undefined);
+        untimed = metrics!.skip(remaining);
       }
       if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
       if (this.stopRequested) break;
@@ -1129,6 +1183,7 @@ export class LoopCore {
       if ((ran & BUDGET_CHECK_MASK) === 0 && performance.now() > this.batchDeadlineMs) break;
     }
     this.ranTasks += ran;
+    if (metrics !== null) metrics.count(KIND_TASK, ran - timedRan);
   }
 
   runPoll(): void {
@@ -1186,6 +1241,9 @@ export class LoopCore {
     const queue = this.immediates;
     let remaining = queue.size;
     const metrics = this.metrics;
+    let untimed = metrics === null ? remaining : metrics.skip(remaining);
+    let ran = 0;
+    let timedRan = 0;
     while (remaining-- !== 0) {
       const immediate = queue.shift();
       if (!immediate.active) continue;
@@ -1193,20 +1251,34 @@ export class LoopCore {
       this.liveImmediates--;
       if (immediate.refed) this.refedImmediates--;
       if (immediate.indexed) this.timersById!.delete(immediate.id);
-      this.ranImmediates++;
+      ran++;
       const callback = immediate.callback;
       const args = immediate.args;
-      const startMs = metrics === null ? -1 : metrics.begin();
-      try {
-        if (args === EMPTY_ARGS) callback();
-        else callback(...args);
-      } catch (error) {
-        this.handleError(error, KIND_IMMEDIATE, callback);
+      if (untimed !== 0) {
+        untimed--;
+        try {
+          if (args === EMPTY_ARGS) callback();
+          else callback(...args);
+        } catch (error) {
+          this.handleError(error, KIND_IMMEDIATE, callback);
+        }
+      } else {
+        timedRan++;
+        const startMs = metrics!.begin();
+        try {
+          if (args === EMPTY_ARGS) callback();
+          else callback(...args);
+        } catch (error) {
+          this.handleError(error, KIND_IMMEDIATE, callback);
+        }
+        metrics!.end(KIND_IMMEDIATE, startMs, callback, undefined);
+        untimed = metrics!.skip(remaining);
       }
-      if (metrics !== null) metrics.end(KIND_IMMEDIATE, startMs, callback, undefined);
       if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
       if (this.stopRequested) break;
     }
+    this.ranImmediates += ran;
+    if (metrics !== null) metrics.count(KIND_IMMEDIATE, ran - timedRan);
   }
 
   runCloseCallbacks(): void {
@@ -1236,6 +1308,12 @@ export class LoopCore {
       for (;;) {
         this.iterate();
         if (this.stopRequested || !this.alive()) return "done";
+        if (this.hostTurnRequested) {
+          // A timer helper (sleep, interval) settled a native promise: let Deno run its
+          // continuation now, before more callbacks run or a virtual clock jumps ahead of it.
+          this.hostTurnRequested = false;
+          return "yield";
+        }
         if (this.hasRunnableWork() || (this.virtual && this.advanceVirtualClock())) {
           // Long phases check the budget themselves; short iterations look at the clock every 8th.
           if ((++iterations & 7) === 0 && performance.now() > this.batchDeadlineMs) return "yield";
@@ -1481,10 +1559,10 @@ export class LoopCore {
       else deferred.resolve(report);
     };
     if (poller === null) finish();
-    else poller.close().then(finish, (error) => {
-      this.fail(error);
-      finish();
-    });
+    else {poller.close().then(finish, (error) => {
+        this.fail(error);
+        finish();
+      });}
   }
 
   emptyReport(): CloseReport {

@@ -2,25 +2,29 @@
 // `MetricsSnapshot` in ./metrics.ts).
 //
 // Designed for cost. A clock read costs ~100-200 ns here while dispatching a small callback costs
-// ~10-20 ns, so every callback is *counted* (an integer increment) but only a sample is *timed*:
-// adaptive by default, one callback per ~0.1 ms of loop time (at most ~10 000 timed callbacks per
-// second, so timing costs at most ~0.3 % of a core whatever the callback rate), each sample weighted
-// by the number of callbacks it stands for so that percentiles stay unbiased when the rate changes.
-// Every callback is timed when slowCallbackMs is set (asyncio's debug mode) or the clock is virtual.
+// ~10-20 ns and a whole idle-free iteration ~40 ns, so every callback and iteration is *counted*
+// but only a sample is *timed*. Callbacks: adaptive by default, about one timed callback per 0.1 ms
+// of loop time (at most ~10 000 per second: two clock reads each, <= ~0.3 % of a core whatever the
+// rate). Iterations: about one sampled per ms (its start, its phases, and the start of the next one
+// are read). Each sample is weighted by the number of events it stands for, so percentiles stay
+// unbiased when the rate changes. Everything is timed when slowCallbackMs is set (asyncio's debug
+// mode) or the clock is virtual (free reads, deterministic tests).
 //
-// How a loop drives it (m = the recorder, or undefined when metrics are off):
-//   per iteration:  const timed = m.iteration(nowMs)      // with the time the loop reads anyway
-//                   m.depths(tasks, microtasks, timers, immediates, watches)
-//                   if (timed) m.phase(PHASE_X, durationMs) after each phase
-//                   m.waited(durationMs) after each blocking poll / idle wait / virtual-clock jump
-//   per callback:   const t0 = m.begin(); <run cb, catching>; m.end(KIND_X, t0, cb, label)
-//     or, cheaper in the tightest phases:
-//                   const t0 = m.begin(); <run cb>; if (t0 >= 0) m.timed(KIND_X, t0, cb, label)
-//                   and m.count(KIND_X, n) once for the n callbacks the phase ran
-//   per timer fire: m.timerFired(nowMs - deadlineMs)
+// How a loop drives it (m = the recorder, or null when metrics are off):
+//   iteration start:  const startMs = m.beginIteration() // -1: run the plain (metrics-off) path
+//                     if (startMs >= 0) {                 // a sampled iteration:
+//                       m.depths(tasks, microtasks, timers, immediates, watches)
+//                       after each phase: m.phase(PHASE_X, clock.now() - phaseStartMs)
+//                     }
+//   after a blocking poll / idle wait / virtual-clock jump:  m.waited(durationMs)
+//   per callback:     const t0 = m.begin(); <run cb, catching>; m.end(KIND_X, t0, cb, label)
+//     or, free for untimed callbacks, in the tight phases (tasks, microtasks, immediates):
+//                     let k = m.skip(remaining)   // run k callbacks exactly as with metrics off,
+//                     m.count(KIND_X, ran)        // count what ran, then one with begin()/end()
+//   per timer fire:   m.timerFired(nowMs - deadlineMs)
 //   microtask checkpoint start (optional): m.peak(QUEUE_MICROTASKS, queueLength)
-//   run() returns / runOnce() ends: m.stopped(nowMs)
-//   loop.metrics(): m.snapshot(nowMs)
+//   run() returns / runOnce() ends: m.stopped(clock.now())
+//   loop.metrics():   m.snapshot(clock.now())
 import type { Clock } from "./clock.ts";
 import { LogHistogram, QUANTILES, RollingSum } from "./_histogram.ts";
 import type {
@@ -43,13 +47,15 @@ export const KIND_TIMER = 2;
 export const KIND_IMMEDIATE = 3;
 /** Kind index of an fd readiness callback. */
 export const KIND_FD = 4;
-const KIND_NAMES: readonly CallbackKind[] = Object.freeze([
-  "task",
-  "microtask",
-  "timer",
-  "immediate",
-  "fd",
-] as const);
+const KIND_NAMES: readonly CallbackKind[] = Object.freeze(
+  [
+    "task",
+    "microtask",
+    "timer",
+    "immediate",
+    "fd",
+  ] as const,
+);
 
 /** Phase index: expired timers. */
 export const PHASE_TIMERS = 0;
@@ -89,8 +95,13 @@ export const MAX_SAMPLE_PERIOD = 65536;
  * next callback, so that callbacks that turn slow are seen within an iteration, not a whole gap.
  */
 export const STALE_SAMPLE_MS = 1;
-/** Iteration phases are timed about once per this much time (ms), unless everything is timed. */
-export const PHASE_SAMPLE_INTERVAL_MS = 1;
+/**
+ * Iterations are sampled (start, phases, lag) about once per this much loop time (ms), unless
+ * everything is timed.
+ */
+export const ITERATION_SAMPLE_INTERVAL_MS = 1;
+/** `slowCallbackMs` when only `onSlowCallback` is given (asyncio's `slow_callback_duration`). */
+export const DEFAULT_SLOW_CALLBACK_MS = 100;
 /** Default {@linkcode MetricsOptions.topN}. */
 export const DEFAULT_TOP_N = 10;
 /** EWMA weight of each queue-depth sample. */
@@ -111,7 +122,6 @@ interface TopEntry {
   label: string;
   atMs: number;
 }
-
 
 /** Sampling modes, as reported in the snapshot. */
 const MODE_ADAPTIVE = 0;
@@ -169,20 +179,40 @@ export class MetricsRecorder {
   // --- slow callbacks ---
   slowCount = 0;
   readonly top: TopEntry[] = [];
-  /** A timed callback must exceed this to enter `top` (-1 while `top` has room). */
-  topFloorMs = -1;
+  /**
+   * A timed callback must exceed this to enter `top`: 0 while `top` has room (a callback that took
+   * no measurable time is nobody's slowest), then the fastest entry's duration.
+   */
+  topFloorMs = 0;
 
   // --- iterations, utilization, phases ---
-  iterations = 0;
-  timedIterations = 0;
-  /** The next iteration starting at or after this time has its phases timed. */
-  nextTimedIterationMs = -Infinity;
-  /** Whether an iteration has started and not yet been closed by the next one or `stopped()`. */
-  open = false;
+  /** Iterations to go until the next clock read (1: the next). */
+  iterationCountdown = 1;
+  /** What iterationCountdown was set to at the last read: iterations since then = set - current. */
+  iterationCountdownSet = 1;
+  /** Iterations up to the last read. */
+  iterationsCounted = 0;
+  sampledIterations = 0;
+  /** Mean gap between sampled iterations in force. */
+  iterationMeanGap = 1;
+  /** Iterations since the previous sampled one, at the last sampled one: its weight. */
+  iterationWeight = 1;
+  /** Iteration calls since the previous sampled iteration (for the weight). */
+  iterationsSinceSample = 0;
+  /** Start of the last sampled iteration, and of the one before (-1: none yet). */
+  lastIterationSampleMs = -1;
+  previousIterationSampleMs = -1;
+  /** Whether a sampled iteration is open, to be closed at the next read. */
+  sampleOpen = false;
   openStartMs = 0;
   openWaitMs = 0;
   lastBusyMs = 0;
   lastWaitMs = 0;
+  /** Whether the loop is iterating (between an iteration() read and stopped()). */
+  running = false;
+  /** Time of the last accounting read, and the waiting reported since. */
+  lastReadMs = 0;
+  waitSinceReadMs = 0;
   busyMs = 0;
   waitingMs = 0;
   readonly phaseTotalMs: Float64Array = new Float64Array(5);
@@ -206,7 +236,7 @@ export class MetricsRecorder {
   readonly waitWindow: RollingSum;
   /** Callbacks already added to `callbacksWindow`. */
   flushedCallbacks = 0;
-  /** Busy and waiting time of the closed iterations not yet added to the windows and totals. */
+  /** Busy and waiting time accounted but not yet added to the windows and totals. */
   pendingBusyMs = 0;
   pendingWaitMs = 0;
   /** End of the window slot the pending sums belong to. */
@@ -258,11 +288,13 @@ export class MetricsRecorder {
       );
     }
     this.clock = clock;
-    this.slowCallbackMs = slowCallbackMs ?? null;
+    // Asking for slow-callback reports without a threshold means asyncio's default, 100 ms.
+    this.slowCallbackMs = slowCallbackMs ??
+      (onSlowCallback !== undefined ? DEFAULT_SLOW_CALLBACK_MS : null);
     this.onSlowCallback = onSlowCallback;
     this.onError = onError;
     this.topN = topN ?? DEFAULT_TOP_N;
-    this.timeAll = slowCallbackMs !== undefined || clock.virtual === true || samplePeriod === 1;
+    this.timeAll = this.slowCallbackMs !== null || clock.virtual === true || samplePeriod === 1;
     this.mode = this.timeAll ? MODE_EVERY : samplePeriod !== undefined ? MODE_FIXED : MODE_ADAPTIVE;
     this.fixedPeriod = this.mode === MODE_FIXED ? samplePeriod! : 1;
     // Adaptive mode times the very first callback, then widens the gap as it learns the rate.
@@ -336,9 +368,28 @@ export class MetricsRecorder {
    * @param callback The callback (its name labels it when `label` is undefined).
    * @param label The label given at scheduling time, if any.
    */
-  end(kind: number, startMs: number, callback: Function, label: string | undefined): void {
+  end(
+    kind: number,
+    startMs: number,
+    callback: { readonly name: string },
+    label: string | undefined,
+  ): void {
     this.counts[kind]++;
     if (startMs >= 0) this.timed(kind, startMs, callback, label);
+  }
+
+  /**
+   * How many of the next `limit` callbacks are not to be timed: the loop may run that many with no
+   * per-callback metrics work at all (its metrics-off loop), count them with {@linkcode count},
+   * then run the next one with begin()/end() (it will be timed). Consumes them from the countdown.
+   * 0 when every callback is timed.
+   */
+  skip(limit: number): number {
+    let n = this.countdown - 1;
+    if (n > limit) n = limit;
+    if (n <= 0) return 0;
+    this.countdown -= n;
+    return n;
   }
 
   /** Counts `n` callbacks of `kind` that ran without end() (the loop's per-phase bulk count). */
@@ -350,7 +401,12 @@ export class MetricsRecorder {
    * Records a timed callback without counting it (pair with {@linkcode count}): call only when
    * begin() returned `startMs >= 0`. Arguments as for {@linkcode end}.
    */
-  timed(kind: number, startMs: number, callback: Function, label: string | undefined): void {
+  timed(
+    kind: number,
+    startMs: number,
+    callback: { readonly name: string },
+    label: string | undefined,
+  ): void {
     let durationMs = this.clock.now() - startMs;
     if (!(durationMs > 0)) durationMs = 0;
     this.durations[kind].record(durationMs, this.weight);
@@ -415,39 +471,118 @@ export class MetricsRecorder {
   // Per iteration
 
   /**
-   * Call at the start of every iteration with the time the loop read for it. Closes the previous
-   * iteration (its busy time = this start minus its start minus the time it waited: that is also
-   * the lag sample). Returns true if this iteration's phases are to be timed with
-   * {@linkcode phase}: every iteration when everything is timed, else about one per
-   * PHASE_SAMPLE_INTERVAL_MS (jittered).
+   * Call at the start of every iteration. Returns -1 for most: run the iteration exactly as without
+   * metrics. On a sampled iteration it returns the start time it read: call
+   * {@linkcode depths} and time each phase with {@linkcode phase}. The clock is read only on
+   * sampled iterations and on the one after each (to close it); every iteration on a virtual
+   * clock or when everything is timed.
+   */
+  beginIteration(): number {
+    if (--this.iterationCountdown !== 0) return -1;
+    return this.#iterationRead(this.clock.now());
+  }
+
+  /**
+   * {@linkcode beginIteration} for a loop that reads the clock at every iteration start anyway:
+   * pass that reading. Returns true on a sampled iteration (call depths() and phase()).
    */
   iteration(startMs: number): boolean {
-    if (this.open) this.#close(startMs);
-    // Window slots take what the iterations that started in them did: flush on entering a new slot.
-    if (startMs >= this.slotEndMs) {
-      this.#flushPending();
-      this.slotEndMs = (Math.floor(startMs / 1000) + 1) * 1000;
-    }
+    if (--this.iterationCountdown !== 0) return false;
+    return this.#iterationRead(startMs) !== -1;
+  }
+
+  #iterationRead(nowMs: number): number {
+    const calls = this.iterationCountdownSet - this.iterationCountdown;
+    this.iterationsCounted += calls;
+    this.iterationsSinceSample += calls;
+    this.#account(nowMs);
+    this.running = true;
     if (
-      startMs - this.lastSampleMs > STALE_SAMPLE_MS && this.countdown > 1 &&
+      nowMs - this.lastSampleMs > STALE_SAMPLE_MS && this.countdown > 1 &&
       this.mode === MODE_ADAPTIVE
     ) {
-      // No sample for a while: the callbacks got slower than the gap assumed. Time the next one
-      // (it stands for the callbacks since the last sample).
+      // No timed callback for a while: callbacks got slower than the gap assumed. Time the next
+      // one (it stands for the callbacks since the last sample).
       this.gap -= this.countdown - 1;
       this.countdown = 1;
     }
-    this.open = true;
-    this.openStartMs = startMs;
-    this.openWaitMs = 0;
-    this.iterations++;
-    if (!this.timeAll) {
-      if (startMs < this.nextTimedIterationMs) return false;
-      this.nextTimedIterationMs = startMs +
-        PHASE_SAMPLE_INTERVAL_MS * (0.5 + this.#random() / 4294967296);
+    if (this.sampleOpen) {
+      // The read after a sampled iteration: close it. The next sample is `gap` iterations after
+      // it, and this is the first of those.
+      this.#closeSample(nowMs);
+      const gap = this.#iterationGap(nowMs);
+      if (gap > 1) {
+        this.iterationCountdown = this.iterationCountdownSet = gap - 1;
+        return -1;
+      }
     }
-    this.timedIterations++;
-    return true;
+    // A sampled iteration: read again at the next one to close it.
+    this.#openSample(nowMs);
+    this.iterationCountdown = this.iterationCountdownSet = 1;
+    return nowMs;
+  }
+
+  /** Draws the gap from the last sampled iteration to the next, adapting it to the iteration rate. */
+  #iterationGap(nowMs: number): number {
+    if (this.timeAll) return 1;
+    // Loop time per iteration from the previous sampled iteration's start to now (the gap before
+    // the sample just closed, and that sample) sets the next gap to about
+    // ITERATION_SAMPLE_INTERVAL_MS: it at most doubles per sample, and shrinks at once.
+    const previous = this.previousIterationSampleMs;
+    const perIterationMs = previous >= 0
+      ? (nowMs - previous) / (this.iterationWeight + 1)
+      : nowMs - this.lastIterationSampleMs;
+    const mean = this.iterationMeanGap;
+    const target = perIterationMs > 0
+      ? ITERATION_SAMPLE_INTERVAL_MS / perIterationMs
+      : MAX_SAMPLE_PERIOD;
+    let next = target < 2 * mean ? Math.max(1, Math.round(target)) : 2 * mean;
+    if (next > MAX_SAMPLE_PERIOD) next = MAX_SAMPLE_PERIOD;
+    this.iterationMeanGap = next;
+    return this.#jitter(next);
+  }
+
+  #openSample(nowMs: number): void {
+    this.sampleOpen = true;
+    this.openStartMs = nowMs;
+    this.openWaitMs = 0;
+    // It stands for the iterations since the previous sampled one (itself included).
+    this.iterationWeight = this.iterationsSinceSample > 0 ? this.iterationsSinceSample : 1;
+    this.iterationsSinceSample = 0;
+    this.previousIterationSampleMs = this.lastIterationSampleMs;
+    this.lastIterationSampleMs = nowMs;
+    this.sampledIterations++;
+  }
+
+  #closeSample(endMs: number): void {
+    this.sampleOpen = false;
+    let spanMs = endMs - this.openStartMs;
+    if (!(spanMs > 0)) spanMs = 0;
+    const waitMs = this.openWaitMs < spanMs ? this.openWaitMs : spanMs;
+    const busyMs = spanMs - waitMs;
+    this.lag.record(busyMs, this.iterationWeight);
+    this.lastBusyMs = busyMs;
+    this.lastWaitMs = waitMs;
+  }
+
+  /**
+   * Accounts the time since the last read as busy or waiting (waiting = what waited() reported,
+   * capped at the span), into the slot of `nowMs`. Nothing while the loop is stopped.
+   */
+  #account(nowMs: number): void {
+    if (nowMs >= this.slotEndMs) {
+      this.#flushPending();
+      this.slotEndMs = (Math.floor(nowMs / 1000) + 1) * 1000;
+    }
+    if (this.running) {
+      let spanMs = nowMs - this.lastReadMs;
+      if (!(spanMs > 0)) spanMs = 0;
+      const waitMs = this.waitSinceReadMs < spanMs ? this.waitSinceReadMs : spanMs;
+      this.pendingBusyMs += spanMs - waitMs;
+      this.pendingWaitMs += waitMs;
+    }
+    this.waitSinceReadMs = 0;
+    this.lastReadMs = nowMs;
   }
 
   /**
@@ -455,26 +590,19 @@ export class MetricsRecorder {
    * next iteration counts as neither busy nor waiting.
    */
   stopped(nowMs: number): void {
-    if (this.open) this.#close(nowMs);
-    this.open = false;
-  }
-
-  #close(endMs: number): void {
-    let spanMs = endMs - this.openStartMs;
-    if (!(spanMs > 0)) spanMs = 0;
-    const waitMs = this.openWaitMs < spanMs ? this.openWaitMs : spanMs;
-    const busyMs = spanMs - waitMs;
-    this.lag.record(busyMs, 1);
-    this.lastBusyMs = busyMs;
-    this.lastWaitMs = waitMs;
-    this.pendingBusyMs += busyMs;
-    this.pendingWaitMs += waitMs;
+    if (!this.running) return;
+    this.#account(nowMs);
+    if (this.sampleOpen) this.#closeSample(nowMs);
+    this.running = false;
+    // Read at the next iteration, whatever the countdown said (keeping the iteration count).
+    const calls = this.iterationCountdownSet - this.iterationCountdown;
+    this.iterationCountdownSet = calls + 1;
+    this.iterationCountdown = 1;
   }
 
   /**
-   * Moves what accumulated since the last flush (the iterations that started in the current slot,
-   * and their callbacks) into the rolling windows, at that slot, and into the totals. Per-slot
-   * totals: the hot path pays one compare per iteration, and this runs once per slot (1 s).
+   * Moves what was accounted since the last flush (the current slot's) into the rolling windows
+   * and the totals. Runs once per slot (1 s) and per snapshot.
    */
   #flushPending(): void {
     const slotMs = this.slotEndMs - 1000;
@@ -490,7 +618,7 @@ export class MetricsRecorder {
     this.pendingWaitMs = 0;
   }
 
-  /** Records the duration of one phase of a timed iteration (see {@linkcode iteration}). */
+  /** Records the duration of one phase of a sampled iteration (see {@linkcode iteration}). */
   phase(phase: number, durationMs: number): void {
     if (!(durationMs > 0)) durationMs = 0;
     this.phaseTotalMs[phase] += durationMs;
@@ -499,19 +627,24 @@ export class MetricsRecorder {
   }
 
   /**
-   * Adds time the current iteration spent parked (poller wait, idle, a virtual-clock jump). Call
-   * between iteration() and the next iteration()/stopped(); the sum is capped at the iteration's
-   * length.
+   * Adds time the loop spent parked (poller wait, idle, a virtual-clock jump) to the waiting time,
+   * rather than the busy time. Any number of calls per iteration.
    */
   waited(durationMs: number): void {
-    if (durationMs > 0) this.openWaitMs += durationMs;
+    if (durationMs > 0) {
+      this.waitSinceReadMs += durationMs;
+      if (this.sampleOpen) this.openWaitMs += durationMs;
+    }
   }
 
-  /**
-   * Samples the queue depths (once per iteration, e.g. at its start). Unrolled: this runs every
-   * iteration.
-   */
-  depths(tasks: number, microtasks: number, timers: number, immediates: number, watches: number): void {
+  /** Samples the queue depths, on sampled iterations (see {@linkcode iteration}). */
+  depths(
+    tasks: number,
+    microtasks: number,
+    timers: number,
+    immediates: number,
+    watches: number,
+  ): void {
     if (this.peaked) {
       // Fold in the peaks reported since the last sample.
       const p = this.depthPeak;
@@ -549,7 +682,8 @@ export class MetricsRecorder {
 
   /**
    * Reports a momentary depth of queue `q` between samples (e.g. the microtask queue at the start of
-   * a checkpoint): it raises the max, and the next depths() sample uses it if it is larger.
+   * a large checkpoint): it raises the max at once, and the next depths() sample uses it if it is
+   * larger.
    */
   peak(q: number, depth: number): void {
     if (depth > this.depthPeak[q]) {
@@ -563,6 +697,7 @@ export class MetricsRecorder {
 
   /** A detached, JSON-safe picture of everything recorded, as of `nowMs`. */
   snapshot(nowMs: number): MetricsSnapshot {
+    if (this.running) this.#account(nowMs);
     this.#flushPending();
     const merged = this.#merged;
     merged.reset();
@@ -596,6 +731,8 @@ export class MetricsRecorder {
     const waitWindowMs = this.waitWindow.sum(nowMs);
     const lastSpanMs = this.lastBusyMs + this.lastWaitMs;
     const totalSpanMs = this.busyMs + this.waitingMs;
+    const iterations = this.iterationsCounted + this.iterationCountdownSet -
+      this.iterationCountdown;
     const slowest = this.top
       .map((e): SlowCallbackInfo => ({
         kind: e.kind,
@@ -615,12 +752,10 @@ export class MetricsRecorder {
       },
       callbacks: { ...this.#stats(merged, counted), byKind },
       timerLateness: this.#stats(this.lateness, this.lateness.samples),
-      lag: this.#stats(this.lag, this.lag.samples),
+      lag: this.#stats(this.lag, iterations),
       utilization: {
         last: lastSpanMs > 0 ? this.lastBusyMs / lastSpanMs : 0,
-        rolling: busyWindowMs + waitWindowMs > 0
-          ? busyWindowMs / (busyWindowMs + waitWindowMs)
-          : 0,
+        rolling: busyWindowMs + waitWindowMs > 0 ? busyWindowMs / (busyWindowMs + waitWindowMs) : 0,
         total: totalSpanMs > 0 ? this.busyMs / totalSpanMs : 0,
         busyMs: this.busyMs,
         waitingMs: this.waitingMs,
@@ -630,8 +765,8 @@ export class MetricsRecorder {
         callbacksPerSecond: this.callbacksWindow.perSecond(nowMs),
         windowMs: this.callbacksWindow.coveredMs(nowMs),
       },
-      iterations: this.iterations,
-      timedIterations: this.timedIterations,
+      iterations,
+      timedIterations: this.sampledIterations,
       phases,
       slowCallbackMs: this.slowCallbackMs,
       slowCallbacks: this.slowCount,

@@ -21,6 +21,7 @@ import type { DurationStats, MetricsSnapshot, QueueDepth } from "./metrics.ts";
  * loop.setTimeout(function tick() {}, 10);
  * await loop.run();
  * console.log(formatMetrics(loop.metrics()));
+ * await loop.close();
  * ```
  *
  * @param snapshot What `loop.metrics()` returned (or its JSON round trip).
@@ -123,7 +124,7 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     : `, ${count(s.slowCallbacks)} over ${duration(s.slowCallbackMs)}`;
   out.push("");
   if (s.slowest.length === 0) {
-    out.push(`slowest callbacks: none timed${slow}`);
+    out.push(`slowest callbacks: none yet${slow}`);
   } else {
     out.push(`slowest callbacks${slow}:`);
     out.push(
@@ -151,9 +152,9 @@ function table(rows: readonly string[][], left = false): string[] {
     row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   }
   return rows.map((row) =>
-    row.map((cell, i) =>
-      i === 0 || left ? cell.padEnd(widths[i]) : cell.padStart(widths[i])
-    ).join("  ").trimEnd()
+    row.map((cell, i) => i === 0 || left ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join(
+      "  ",
+    ).trimEnd()
   );
 }
 

@@ -191,7 +191,11 @@ export class Loop implements AsyncDisposable {
    * ```
    */
   // deno-lint-ignore no-explicit-any
-  setInterval<A extends any[]>(callback: (...args: A) => void, delayMs?: number, ...args: A): Timer {
+  setInterval<A extends any[]>(
+    callback: (...args: A) => void,
+    delayMs?: number,
+    ...args: A
+  ): Timer {
     return this.#core.setTimer(callback, delayMs, args.length === 0 ? EMPTY_ARGS : args, true);
   }
 

@@ -50,9 +50,10 @@ export interface SlowCallbackInfo {
  * How metrics are collected. The loop takes these with its own options (`metrics`,
  * `slowCallbackMs`, `onSlowCallback`).
  *
- * Cost: the loop counts every callback (an integer increment) but reads the clock only around a
- * sample of them, because a clock read costs about ten times what dispatching a small callback
- * does. By default the sample adapts to the callback rate: about one timed callback per 0.1 ms of
+ * Cost: the loop counts every callback and iteration (integer increments) but reads the clock only
+ * around a sample of them, because a clock read costs about ten times what dispatching a small
+ * callback does. Iterations are sampled about once per ms of loop time (their lag, phases and
+ * queue depths), whatever `samplePeriod` says. By default the sample adapts to the callback rate: about one timed callback per 0.1 ms of
  * loop time (so at most ~10 000 per second, ~0.3 % of a core, however small the callbacks; every
  * callback when they are sparse or slow), with randomised gaps so that periodic workloads cannot
  * alias with it. Each timed callback is weighted by the number of callbacks it stands for, so the
@@ -78,9 +79,15 @@ export interface MetricsOptions {
    * callback. Default: adaptive (see above). Ignored with `slowCallbackMs` or a virtual clock.
    */
   readonly samplePeriod?: number;
-  /** Time every callback and report each that runs at least this long (ms, finite, >= 0). */
+  /**
+   * Time every callback and report each that runs at least this long (ms, finite, >= 0) to
+   * `onSlowCallback` and in the snapshot's `slowCallbacks` count.
+   */
   readonly slowCallbackMs?: number;
-  /** Called with each slow callback (see `slowCallbackMs`), after it has run. */
+  /**
+   * Called with each slow callback (see `slowCallbackMs`), after it has run. Given alone, it implies
+   * `slowCallbackMs: 100` (asyncio's default).
+   */
   readonly onSlowCallback?: (info: SlowCallbackInfo) => void;
   /** How many of the slowest labelled callbacks the snapshot lists: an integer in [0, 100], default 10. */
   readonly topN?: number;
@@ -174,7 +181,7 @@ export interface CallbackStats extends DurationStats {
  * ```
  */
 export interface UtilizationStats {
-  /** Busy fraction of the last completed iteration, in [0, 1]. */
+  /** Busy fraction of the last sampled iteration, in [0, 1]. */
   readonly last: number;
   /** Busy fraction over the rolling window (the last 10 s), in [0, 1]. */
   readonly rolling: number;
@@ -187,9 +194,10 @@ export interface UtilizationStats {
 }
 
 /**
- * One queue's depth: its value at the last sample (once per iteration), the maximum ever seen, and an
- * exponentially weighted moving average over iterations (weight 1/16 per sample: roughly the last 16
- * to 32 iterations).
+ * One queue's depth: its value at the last sample (taken at sampled iterations, about once per ms,
+ * every iteration on a virtual clock), the largest value sampled or reported as a peak, and an
+ * exponentially weighted moving average of the samples (weight 1/16 each: roughly the last 16 to 32
+ * samples).
  *
  * @example
  * ```ts
@@ -201,9 +209,9 @@ export interface UtilizationStats {
 export interface QueueDepth {
   /** Depth at the last sample. */
   readonly current: number;
-  /** Largest depth seen (at samples, or at the peaks the loop reports). */
+  /** Largest depth seen (at samples, or at the peaks the loop reports, such as checkpoint sizes). */
   readonly max: number;
-  /** EWMA of the per-iteration samples. */
+  /** EWMA of the samples. */
   readonly average: number;
 }
 
@@ -219,7 +227,7 @@ export interface QueueDepth {
 export interface QueueDepths {
   /** Macrotasks waiting to run. */
   readonly tasks: QueueDepth;
-  /** Loop microtasks waiting to run (sampled at checkpoints: the largest checkpoint of an iteration). */
+  /** Loop microtasks waiting to run (the largest checkpoint the loop reported since the last sample). */
   readonly microtasks: QueueDepth;
   /** Pending timers. */
   readonly timers: QueueDepth;
@@ -243,11 +251,11 @@ export interface QueueDepths {
  * ```
  */
 export interface PhaseTime {
-  /** Mean time per timed iteration, ms. */
+  /** Mean time per sampled iteration, ms. */
   readonly meanMs: number;
   /** Longest, ms. */
   readonly maxMs: number;
-  /** This phase's share of the timed iterations' time, in [0, 1]. */
+  /** This phase's share of the sampled iterations' time, in [0, 1]. */
   readonly share: number;
 }
 
@@ -298,9 +306,11 @@ export interface MetricsSnapshot {
   /** Timer lateness: when a timer's callback started minus its deadline, for every timer fire. */
   readonly timerLateness: DurationStats;
   /**
-   * Loop lag, like Node's `monitorEventLoopDelay`: for each iteration, how late it started versus
-   * when it could have, i.e. the time since the previous iteration started minus the time the loop
-   * spent waiting in between (its busy time, the longest a newly ready event went unnoticed).
+   * Loop lag, like Node's `monitorEventLoopDelay`: how late each iteration started versus when it
+   * could have, i.e. the time since the previous iteration started minus the time the loop spent
+   * waiting in between (the previous iteration's busy time: the longest a newly ready event went
+   * unnoticed). `count` is every iteration; `samples` the sampled ones, each weighted by the
+   * iterations it stands for. Timer slack in the poller shows in `timerLateness`, not here.
    */
   readonly lag: DurationStats;
   /** Busy versus waiting time. */
@@ -319,7 +329,7 @@ export interface MetricsSnapshot {
   };
   /** Iterations started. */
   readonly iterations: number;
-  /** How many iterations had their phases timed. */
+  /** How many iterations were sampled (their lag measured and phases timed). */
   readonly timedIterations: number;
   /** Time per phase. */
   readonly phases: PhaseTimes;
@@ -329,7 +339,7 @@ export interface MetricsSnapshot {
   readonly slowCallbacks: number;
   /**
    * The slowest timed callbacks, slowest first, at most `topN`, one entry per kind and label (its
-   * worst run).
+   * worst run); callbacks that took no measurable time are not listed.
    */
   readonly slowest: readonly SlowCallbackInfo[];
 }

@@ -17,4 +17,4 @@ export * from "./errors.ts";
 export * from "./default_loop.ts";
 export * from "./types.ts";
 export * from "./metrics.ts";
-// export * from "./format_metrics.ts"; (pending)
+export * from "./format_metrics.ts";

@@ -5,7 +5,7 @@
  */
 import type { Clock } from "./clock.ts";
 import type { Poller } from "../poller/types.ts";
-import type { CallbackKind, SlowCallbackInfo } from "./metrics.ts";
+import type { CallbackKind, MetricsOptions, SlowCallbackInfo } from "./metrics.ts";
 
 /** The life-cycle state of a loop. */
 export type LoopState = "idle" | "running" | "closing" | "closed";
@@ -47,8 +47,11 @@ export interface LoopOptions {
   clampNestedTimers?: boolean;
   /** The poller for `watch()` and idle waits, or a factory for it; default `createPoller()` on first use. */
   poller?: Poller | (() => Poller);
-  /** Record metrics (`loop.metrics()`); off by default. */
-  metrics?: boolean;
+  /**
+   * Record metrics (`loop.metrics()`); off by default. `true` uses the defaults (adaptive sampling of
+   * callback durations); an object sets `samplePeriod`, `topN` and the slow-callback options.
+   */
+  metrics?: boolean | MetricsOptions;
   /** Report callbacks that run at least this long (times every callback while set). */
   slowCallbackMs?: number;
   /** Receives slow-callback reports; default logs a warning. */
@@ -83,9 +86,17 @@ export interface ClosedItem {
 /** What `loop.close()` found pending and what it did with it. */
 export interface CloseReport {
   /** Queued callbacks that ran during the graceful drain. */
-  readonly ran: { readonly tasks: number; readonly microtasks: number; readonly immediates: number };
+  readonly ran: {
+    readonly tasks: number;
+    readonly microtasks: number;
+    readonly immediates: number;
+  };
   /** Timers and watches cancelled, helpers rejected with `LoopClosedError`. */
-  readonly disposed: { readonly timers: number; readonly watches: number; readonly rejected: number };
+  readonly disposed: {
+    readonly timers: number;
+    readonly watches: number;
+    readonly rejected: number;
+  };
   /** Every timer, watch and helper that was pending, with its disposition. */
   readonly items: readonly ClosedItem[];
 }

@@ -37,10 +37,26 @@ const HANDLED = 8;
 const REPORTED = 16;
 /** As a queued job: the outcome it carries (in `#value`) is a rejection. */
 const INCOMING_REJECTED = 32;
-/** An internal callback record: `#onF(#onR, #head, rejected, value)`. */
+/** An internal callback record: `#handler(#head, #rt as index, rejected, #value)`. */
 const KIND_RECORD = 64;
-/** An internal job that calls a foreign thenable's `then` (`#onF`) on `#onR` for promise `#head`. */
+/** An internal job: calls a foreign thenable's `then` (`#handler`) on `#value` for promise `#head`. */
 const KIND_THENABLE = 128;
+const KINDS = KIND_RECORD | KIND_THENABLE;
+/** `#handler` holds the fulfilment handler. */
+const ON_FULFILLED = 256;
+/** `#handler` holds the rejection handler (with ON_FULFILLED too: a {@linkcode HandlerPair}). */
+const ON_REJECTED = 512;
+const BOTH_HANDLERS = ON_FULFILLED | ON_REJECTED;
+
+/** Both handlers of one `then(onFulfilled, onRejected)` (one field holds a single handler). */
+class HandlerPair {
+  readonly onFulfilled: AnyFunction;
+  readonly onRejected: AnyFunction;
+  constructor(onFulfilled: AnyFunction, onRejected: AnyFunction) {
+    this.onFulfilled = onFulfilled;
+    this.onRejected = onRejected;
+  }
+}
 
 const INTERNAL: unique symbol = Symbol("LoopPromise.internal");
 /** Where a loop keeps its promise runtime (set on first use). */
@@ -212,10 +228,8 @@ export class LoopPromise<T> implements PromiseLike<T> {
   #head: unknown = undefined;
   /** Link in a reaction list or in the job FIFO. */
   #next: AnyPromise | undefined = undefined;
-  /** Fulfilment handler; for a record, its callback; for a thenable job, the `then` function. */
-  #onF: AnyFunction | undefined = undefined;
-  /** Rejection handler; for a record, its context; for a thenable job, the thenable. */
-  #onR: unknown = undefined;
+  /** The handler(s) (see ON_FULFILLED); for a record, its callback; for a thenable job, `then`. */
+  #handler: AnyFunction | HandlerPair | undefined = undefined;
 
   /**
    * Makes a promise and calls `executor(resolve, reject)` synchronously; an exception it throws
@@ -238,21 +252,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       );
     }
     this.#rt = runtimeOf(options?.loop ?? currentLoop());
-    const resolve = (value: T | PromiseLike<T>): void => {
-      if ((this.#flags & LOCKED) !== 0) return;
-      this.#flags |= LOCKED;
-      LoopPromise.#resolve(this, value);
-    };
-    const reject = (reason?: unknown): void => {
-      if ((this.#flags & LOCKED) !== 0) return;
-      this.#flags |= LOCKED;
-      LoopPromise.#settle(this, REJECTED, reason);
-    };
-    try {
-      executor(resolve, reject);
-    } catch (error) {
-      reject(error);
-    }
+    LoopPromise.#execute(this, executor);
   }
 
   /**
@@ -277,8 +277,18 @@ export class LoopPromise<T> implements PromiseLike<T> {
     onRejected?: ((reason: any) => TResult2 | PromiseLike<TResult2>) | null,
   ): LoopPromise<TResult1 | TResult2> {
     const child = new LoopPromise<TResult1 | TResult2>(INTERNAL as never, this.#rt as never);
-    if (typeof onFulfilled === "function") child.#onF = onFulfilled;
-    if (typeof onRejected === "function") child.#onR = onRejected;
+    if (typeof onFulfilled === "function") {
+      if (typeof onRejected === "function") {
+        child.#handler = new HandlerPair(onFulfilled, onRejected);
+        child.#flags = BOTH_HANDLERS;
+      } else {
+        child.#handler = onFulfilled;
+        child.#flags = ON_FULFILLED;
+      }
+    } else if (typeof onRejected === "function") {
+      child.#handler = onRejected;
+      child.#flags = ON_REJECTED;
+    }
     LoopPromise.#attach(this, child);
     return child;
   }
@@ -675,6 +685,27 @@ export class LoopPromise<T> implements PromiseLike<T> {
 
   // ------------------------------------------------------------------ engine
 
+  /** Calls the executor with the resolve functions (the A+ "already resolved" is LOCKED). */
+  static #execute<T>(promise: LoopPromise<T>, executor: LoopPromiseExecutor<T>): void {
+    const resolve = (value: T | PromiseLike<T>): void => {
+      const flags = promise.#flags;
+      if ((flags & LOCKED) !== 0) return;
+      promise.#flags = flags | LOCKED;
+      LoopPromise.#resolve(promise, value);
+    };
+    const reject = (reason?: unknown): void => {
+      const flags = promise.#flags;
+      if ((flags & LOCKED) !== 0) return;
+      promise.#flags = flags | LOCKED;
+      LoopPromise.#settle(promise, REJECTED, reason);
+    };
+    try {
+      executor(resolve, reject);
+    } catch (error) {
+      reject(error);
+    }
+  }
+
   /** A new promise on `rt` resolved with `value`. */
   static #on<T>(rt: Runtime, value: unknown): LoopPromise<Awaited<T>> {
     const promise = new LoopPromise<Awaited<T>>(INTERNAL as never, rt as never);
@@ -686,20 +717,22 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /** Adds reaction `reaction` to `source`, or queues it at once if `source` has settled. */
   static #attach(source: AnyPromise, reaction: AnyPromise): void {
     const flags = source.#flags;
-    const state = flags & STATE_MASK;
-    if (state === PENDING) {
+    if ((flags & STATE_MASK) === PENDING) {
       reaction.#next = source.#head as AnyPromise | undefined;
       source.#head = reaction;
       source.#flags = flags | HANDLED;
       return;
     }
-    if ((flags & HANDLED) === 0) {
-      source.#flags = flags | HANDLED;
-      if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source);
-    }
+    if ((flags & HANDLED) === 0) LoopPromise.#handle(source, flags);
     reaction.#value = source.#value;
-    if (state === REJECTED) reaction.#flags |= INCOMING_REJECTED;
+    if ((flags & STATE_MASK) === REJECTED) reaction.#flags |= INCOMING_REJECTED;
     LoopPromise.#enqueue(source.#rt, reaction);
+  }
+
+  /** Marks a settled promise handled, reporting it handled if it was reported unhandled. */
+  static #handle(promise: AnyPromise, flags: number): void {
+    promise.#flags = flags | HANDLED;
+    if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
   }
 
   /** Appends `job` to the FIFO of `rt` and queues one loop microtask to run it. */
@@ -708,17 +741,20 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if (tail === undefined) rt.head = job;
     else tail.#next = job;
     rt.tail = job;
-    if (rt.native) {
-      LoopPromise.#scheduleNative(rt);
-      return;
+    if (rt.native) LoopPromise.#scheduleNative(rt);
+    else {
+      try {
+        rt.loop.queueMicrotask(rt.drainOne);
+      } catch {
+        LoopPromise.#goNative(rt);
+      }
     }
-    try {
-      rt.loop.queueMicrotask(rt.drainOne);
-    } catch {
-      // The loop is closed: from now on its promises run on native microtasks.
-      rt.native = true;
-      LoopPromise.#scheduleNative(rt);
-    }
+  }
+
+  /** The loop is closed: from now on its promises run on native microtasks. */
+  static #goNative(rt: Runtime): void {
+    rt.native = true;
+    LoopPromise.#scheduleNative(rt);
   }
 
   static #scheduleNative(rt: Runtime): void {
@@ -745,35 +781,46 @@ export class LoopPromise<T> implements PromiseLike<T> {
 
   static #run(job: AnyPromise): void {
     const flags = job.#flags;
-    if ((flags & (KIND_RECORD | KIND_THENABLE)) === 0) {
-      // A promise reacting to its source's outcome.
-      const value = job.#value;
-      const rejected = (flags & INCOMING_REJECTED) !== 0;
-      const handler = rejected ? job.#onR as AnyFunction | undefined : job.#onF;
-      job.#flags = flags & ~INCOMING_REJECTED;
-      job.#onF = undefined;
-      job.#onR = undefined;
-      if (handler === undefined) {
-        LoopPromise.#settle(job, rejected ? REJECTED : FULFILLED, value);
-        return;
-      }
-      job.#value = undefined;
-      let result: unknown;
-      try {
-        result = handler(value);
-      } catch (error) {
-        LoopPromise.#settle(job, REJECTED, error);
-        return;
-      }
-      LoopPromise.#resolve(job, result);
+    if ((flags & KINDS) !== 0) {
+      LoopPromise.#runInternal(job, flags);
       return;
     }
+    // A promise reacting to its source's outcome.
+    const rejected = (flags & INCOMING_REJECTED) !== 0;
+    let handler: AnyFunction | undefined;
+    const has = flags & BOTH_HANDLERS;
+    if (has !== 0) {
+      const stored = job.#handler!;
+      job.#handler = undefined;
+      if (has === BOTH_HANDLERS) {
+        handler = rejected
+          ? (stored as HandlerPair).onRejected
+          : (stored as HandlerPair).onFulfilled;
+      } else if (has === (rejected ? ON_REJECTED : ON_FULFILLED)) handler = stored as AnyFunction;
+    }
+    job.#flags = flags & ~(INCOMING_REJECTED | BOTH_HANDLERS);
+    if (handler === undefined) {
+      LoopPromise.#settle(job, rejected ? REJECTED : FULFILLED, job.#value);
+      return;
+    }
+    let result: unknown;
+    try {
+      result = handler(job.#value);
+    } catch (error) {
+      LoopPromise.#settle(job, REJECTED, error);
+      return;
+    }
+    LoopPromise.#resolve(job, result);
+  }
+
+  /** Runs an internal record or thenable job. */
+  static #runInternal(job: AnyPromise, flags: number): void {
     if ((flags & KIND_RECORD) !== 0) {
-      const callback = job.#onF!;
-      const ctx = job.#onR;
-      job.#onF = undefined;
-      job.#onR = undefined;
-      callback(ctx, job.#head, (flags & INCOMING_REJECTED) !== 0, job.#value);
+      const callback = job.#handler as AnyFunction;
+      const ctx = job.#head;
+      job.#handler = undefined;
+      job.#head = undefined;
+      callback(ctx, job.#rt as unknown as number, (flags & INCOMING_REJECTED) !== 0, job.#value);
       return;
     }
     LoopPromise.#callThen(job);
@@ -782,11 +829,11 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /** The A+ 2.3.3.3 step for a foreign thenable, run as its own microtask. */
   static #callThen(job: AnyPromise): void {
     const target = job.#head as AnyPromise;
-    const then = job.#onF!;
-    const thenable = job.#onR;
+    const then = job.#handler as AnyFunction;
+    const thenable = job.#value;
     job.#head = undefined;
-    job.#onF = undefined;
-    job.#onR = undefined;
+    job.#handler = undefined;
+    job.#value = undefined;
     let called = false;
     try {
       then.call(
@@ -814,8 +861,11 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static #resolve(promise: AnyPromise, value: unknown): void {
     if (value === null || (typeof value !== "object" && typeof value !== "function")) {
       LoopPromise.#settle(promise, FULFILLED, value);
-      return;
-    }
+    } else LoopPromise.#resolveObject(promise, value);
+  }
+
+  /** The resolution procedure for an object or function `value`. */
+  static #resolveObject(promise: AnyPromise, value: object): void {
     if (value === promise) {
       LoopPromise.#settle(
         promise,
@@ -857,8 +907,8 @@ export class LoopPromise<T> implements PromiseLike<T> {
     const job = new LoopPromise<unknown>(INTERNAL as never, rt as never);
     job.#flags = KIND_THENABLE;
     job.#head = promise;
-    job.#onF = then as AnyFunction;
-    job.#onR = value;
+    job.#handler = then as AnyFunction;
+    job.#value = value;
     LoopPromise.#enqueue(rt, job);
   }
 
@@ -868,13 +918,17 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if ((flags & STATE_MASK) !== PENDING) return;
     promise.#flags = flags | state | LOCKED;
     promise.#value = value;
-    let reaction = promise.#head as AnyPromise | undefined;
-    if (reaction === undefined) {
-      if (state === REJECTED && (flags & HANDLED) === 0) LoopPromise.#trackUnhandled(promise);
-      return;
-    }
-    promise.#head = undefined;
-    if (reaction.#next !== undefined) {
+    const reaction = promise.#head as AnyPromise | undefined;
+    if (reaction !== undefined) {
+      promise.#head = undefined;
+      LoopPromise.#react(promise.#rt, reaction, state, value);
+    } else if (state === REJECTED && (flags & HANDLED) === 0) LoopPromise.#trackUnhandled(promise);
+  }
+
+  /** Queues the reactions of a promise that just settled, in `then` order. */
+  static #react(rt: Runtime, first: AnyPromise, state: number, value: unknown): void {
+    let reaction: AnyPromise | undefined = first;
+    if (first.#next !== undefined) {
       // Prepended as attached: reverse once to run them in attachment order.
       let previous: AnyPromise | undefined = undefined;
       while (reaction !== undefined) {
@@ -885,7 +939,6 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       reaction = previous!;
     }
-    const rt = promise.#rt;
     const incoming = state === REJECTED ? INCOMING_REJECTED : 0;
     do {
       const next: AnyPromise | undefined = reaction.#next;
@@ -928,7 +981,9 @@ export class LoopPromise<T> implements PromiseLike<T> {
       if (existing !== undefined) return existing;
       if (!(loop instanceof Loop)) {
         throw new TypeError(
-          `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${describe(loop)}`,
+          `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${
+            describe(loop)
+          }`,
         );
       }
       const rt = new Runtime(loop);
@@ -968,20 +1023,19 @@ export class LoopPromise<T> implements PromiseLike<T> {
       if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
     };
     const record = <C>(
-      rt: Runtime,
       callback: ElementCallback<C>,
       ctx: C,
       index: number,
     ): AnyPromise => {
-      const job = new LoopPromise<unknown>(INTERNAL as never, rt as never);
+      // A record's #rt holds its index: records are queued on their source's runtime.
+      const job = new LoopPromise<unknown>(INTERNAL as never, index as never);
       job.#flags = KIND_RECORD;
-      job.#onF = callback;
-      job.#onR = ctx;
-      job.#head = index;
+      job.#handler = callback;
+      job.#head = ctx;
       return job;
     };
     queueCallback = (rt, callback, ctx, index, rejected, value) => {
-      const job = record(rt, callback, ctx, index);
+      const job = record(callback, ctx, index);
       job.#value = value;
       if (rejected) job.#flags |= INCOMING_REJECTED;
       LoopPromise.#enqueue(rt, job);
@@ -992,13 +1046,13 @@ export class LoopPromise<T> implements PromiseLike<T> {
         return;
       }
       if (#flags in value) {
-        LoopPromise.#attach(value as AnyPromise, record(rt, callback, ctx, index));
+        LoopPromise.#attach(value as AnyPromise, record(callback, ctx, index));
         return;
       }
       // A foreign value: what `C.resolve(value)` would do (one read of `then`), then observe that.
       const promise = new LoopPromise<unknown>(INTERNAL as never, rt as never);
       promise.#flags = LOCKED;
-      LoopPromise.#attach(promise, record(rt, callback, ctx, index));
+      LoopPromise.#attach(promise, record(callback, ctx, index));
       LoopPromise.#resolve(promise, value);
     };
   }

@@ -7,6 +7,7 @@ import type { Loop } from "../loop/loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
 import type { MissedTickBehavior, Timer } from "../loop/types.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
+import { requestHostTurn } from "../loop/_core.ts";
 import { checkDelay, checkOptions, delayUntil, queueNativeMicrotask } from "./_helper.ts";
 
 /** Options for {@linkcode interval}. */
@@ -117,6 +118,7 @@ class IntervalIterator implements AsyncIterableIterator<number, undefined>, Trac
 
   /** Fired by the loop: deliver the tick to the oldest waiter. */
   tick(): void {
+    requestHostTurn(this.#timer!); // the loop lets the continuation run before it goes on
     this.#timer = null;
     const waiter = this.#waiters.shift();
     if (waiter === undefined) return;

@@ -7,6 +7,7 @@ import type { Loop } from "../loop/loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
 import type { Timer } from "../loop/types.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
+import { requestHostTurn } from "../loop/_core.ts";
 import { checkDelay, checkOptions, queueNativeMicrotask } from "./_helper.ts";
 
 /** Options for {@linkcode sleep}. */
@@ -73,6 +74,7 @@ class Sleeper implements TrackedResource, EventListenerObject {
 
 function fireSleep(sleeper: Sleeper): void {
   if (sleeper.settled) return;
+  requestHostTurn(sleeper.timer!); // the loop lets the continuation run before it goes on
   sleeper.timer = null; // fired: nothing to clear
   sleeper.release(true);
   sleeper.resolve();

@@ -7,6 +7,8 @@
  */
 
 import type { Poller } from "../types.ts";
+
+export type { EventBatch, Poller, PollerBackend } from "../types.ts";
 import { IocpPoller } from "./poller.ts";
 
 /**

@@ -21,7 +21,7 @@
  */
 
 import { PollerError, PollerUnavailableError } from "../errors.ts";
-import { ERROR, HANGUP, type EventBatch, type Poller, type PollerBackend } from "../types.ts";
+import { ERROR, type EventBatch, HANGUP, type Poller, type PollerBackend } from "../types.ts";
 import {
   AFD_DEVICE_NAME,
   AFD_POLL_INFO,
@@ -57,13 +57,7 @@ import {
 } from "./_layout.ts";
 import { crtError, ntStatusText, winError } from "./_errors.ts";
 import { openWindowsLibraries, type WindowsLibraries } from "./_ffi.ts";
-import {
-  checkBatch,
-  checkFd,
-  checkInterest,
-  checkToken,
-  normaliseTimeout,
-} from "../_validate.ts";
+import { checkBatch, checkFd, checkInterest, checkToken, normaliseTimeout } from "../_validate.ts";
 
 /** Sockets per AFD helper handle, as in wepoll and mio (many polls on one handle get slow). */
 const GROUP_SIZE = 32;
@@ -90,6 +84,8 @@ const KEY_WAKE_BIG = BigInt(KEY_WAKE);
 const WSAENOTSOCK = 10038;
 /** `ulNumEntriesRemoved` before a parked call writes it: tells whether that call has returned. */
 const REMOVED_SENTINEL = 0xffffffff;
+/** ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_ABANDONED_WAIT_0: the port is unusable. */
+const FATAL_WAIT_ERRORS: readonly number[] = [6, 87, 735];
 /** How long a sync wait waits for a parked waitAsync it woke to hand over its entries. */
 const TAKE_PARKED_MS = 250;
 
@@ -200,7 +196,9 @@ export class IocpPoller implements Poller {
     try {
       lib = openWindowsLibraries();
     } catch (error) {
-      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) {
         throw new PollerUnavailableError(
           "permission",
           "Cannot create the IOCP poller as the FFI permission is missing: run with --allow-ffi",
@@ -337,9 +335,11 @@ export class IocpPoller implements Poller {
         out = this.#decode(this.#syncWords, this.#syncRemoved[0], batch, out, true);
         break;
       }
-      // GetLastError is only meaningful after a failure; a timeout is not one for us.
+      // GetLastError is read only after a failure. A timeout is no failure for us; only codes
+      // that mean the port itself is unusable are thrown (anything else, possibly a stale value
+      // under Wine, is treated as a spurious return).
       const code = kernel32.GetLastError();
-      if (code !== WAIT_TIMEOUT) {
+      if (code !== WAIT_TIMEOUT && FATAL_WAIT_ERRORS.includes(code)) {
         batch.length = out;
         throw winError("GetQueuedCompletionStatusEx", code);
       }
@@ -485,11 +485,13 @@ export class IocpPoller implements Poller {
    * time, the sync wait goes on without it (both waits then share the port).
    */
   #takeParked(batch: EventBatch, out: number): number {
-    this.#postWake();
     const removed = this.#asyncRemoved;
-    const until = performance.now() + TAKE_PARKED_MS;
-    while (Atomics.load(removed, 0) === REMOVED_SENTINEL && performance.now() < until) {
-      Atomics.wait(this.#spin, 0, 0, 0.05);
+    if (Atomics.load(removed, 0) === REMOVED_SENTINEL) {
+      this.#postWake(); // still inside the call: make it return
+      const until = performance.now() + TAKE_PARKED_MS;
+      while (Atomics.load(removed, 0) === REMOVED_SENTINEL && performance.now() < until) {
+        Atomics.wait(this.#spin, 0, 0, 0.05);
+      }
     }
     const n = removed[0];
     if (n === REMOVED_SENTINEL) return out;
@@ -527,7 +529,17 @@ export class IocpPoller implements Poller {
     // Layered providers may hide the base handle from SIO_BASE_HANDLE: try the fallbacks.
     for (const code of [SIO_BASE_HANDLE, SIO_BSP_HANDLE_POLL, SIO_BSP_HANDLE]) {
       out[0] = 0n;
-      const result = ws2.WSAIoctl(socket, code, null, 0, this.#handleOut, 8, this.#bytesOut, null, null);
+      const result = ws2.WSAIoctl(
+        socket,
+        code,
+        null,
+        0,
+        this.#handleOut,
+        8,
+        this.#bytesOut,
+        null,
+        null,
+      );
       if (result === 0 && out[0] !== 0n && out[0] !== 0xffffffffffffffffn) return out[0];
       if (firstError === 0) firstError = result === 0 ? WSAENOTSOCK : ws2.WSAGetLastError();
     }

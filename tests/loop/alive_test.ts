@@ -10,7 +10,12 @@ Deno.test("aliveReasons() names every ref'd source", async () => {
   loop.setImmediate(function flush() {});
   loop.setTimeout(function background() {}, 5).unref();
   const reasons = loop.aliveReasons();
-  assert.deepEqual(reasons.map((reason) => reason.kind), ["task", "timer", "interval", "immediate"]);
+  assert.deepEqual(reasons.map((reason) => reason.kind), [
+    "task",
+    "timer",
+    "interval",
+    "immediate",
+  ]);
   assert.match(reasons[1].label, /^retryConnect \(id \d+, due in 250\.000 ms\)$/);
   assert.match(reasons[2].label, /^heartbeat/);
   assert.match(reasons[3].label, /^flush/);

@@ -139,6 +139,8 @@ Deno.test("timers never fire before the clock reaches their deadline (fractional
     loop.runOnce();
   }
   assert.equal(fired.length, 6);
-  for (const [deadline, firedAt] of fired) assert.ok(firedAt >= deadline, `${firedAt} < ${deadline}`);
+  for (const [deadline, firedAt] of fired) {
+    assert.ok(firedAt >= deadline, `${firedAt} < ${deadline}`);
+  }
   await loop.close();
 });

@@ -231,7 +231,10 @@ Deno.test("1,000 watched fds: only the ready ones call back", async () => {
   fired.clear();
   loop.runOnce();
   const readers = [...fired].filter((fd) => pipes.some(([r]) => r === fd));
-  assert.deepEqual(readers.sort((x, y) => x - y), ready.map((i) => pipes[i][0]).sort((x, y) => x - y));
+  assert.deepEqual(
+    readers.sort((x, y) => x - y),
+    ready.map((i) => pipes[i][0]).sort((x, y) => x - y),
+  );
   assert.equal(fired.size - readers.length, 500, "every write end is writable");
   await loop.close();
 });

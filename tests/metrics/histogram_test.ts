@@ -97,7 +97,12 @@ Deno.test("LogHistogram percentiles stay within 2^-7 of exact nearest-rank value
   await t.step("a constant distribution is reported exactly (clamped to min/max)", () => {
     const h = new LogHistogram();
     for (let i = 0; i < 1000; i++) h.record(3.7, 1);
-    assert.deepEqual([h.quantile(0.5), h.quantile(0.99), h.quantile(1), h.maxMs], [3.7, 3.7, 3.7, 3.7]);
+    assert.deepEqual([h.quantile(0.5), h.quantile(0.99), h.quantile(1), h.maxMs], [
+      3.7,
+      3.7,
+      3.7,
+      3.7,
+    ]);
   });
 });
 
@@ -164,7 +169,12 @@ Deno.test("LogHistogram sanitises bad input and merges", () => {
     [both.samples, both.total, both.maxMs, both.minMs],
   );
   merged.reset();
-  assert.deepEqual([merged.samples, merged.total, merged.maxMs, merged.quantile(0.9)], [0, 0, 0, 0]);
+  assert.deepEqual([merged.samples, merged.total, merged.maxMs, merged.quantile(0.9)], [
+    0,
+    0,
+    0,
+    0,
+  ]);
 });
 
 Deno.test("RollingSum rolls 1 s slots over a 10 s window", () => {

@@ -58,7 +58,7 @@ function run(
 Deno.test("recorder: callback durations per kind on a virtual clock", () => {
   const clock = new VirtualClock(1000);
   const m = new MetricsRecorder(clock);
-  m.iteration(clock.now());
+  m.beginIteration();
   for (let i = 1; i <= 100; i++) run(m, clock, KIND_TASK, i * 0.01); // 0.01 .. 1 ms
   for (let i = 0; i < 10; i++) run(m, clock, KIND_MICROTASK, 0);
   run(m, clock, KIND_TIMER, 2);
@@ -97,19 +97,20 @@ Deno.test("recorder: lag and utilization with an injected slow callback", () => 
   const clock = new VirtualClock();
   const m = new MetricsRecorder(clock);
   // Iteration 1: a 50 ms callback (injected by advancing the clock inside it).
-  m.iteration(clock.now());
+  m.beginIteration();
   run(m, clock, KIND_TASK, 50);
   // Iteration 2: idle, parked 100 ms in the poller, then a 1 ms timer callback, 2 ms late.
-  m.iteration(clock.now());
+  m.beginIteration();
   clock.advance(100);
   m.waited(100);
   m.timerFired(2);
   run(m, clock, KIND_TIMER, 1);
   // Iteration 3 closes iteration 2.
-  m.iteration(clock.now());
+  m.beginIteration();
   let s = m.snapshot(clock.now());
   assert.equal(s.iterations, 3);
-  assert.equal(s.lag.count, 2, "one lag sample per closed iteration");
+  assert.equal(s.lag.count, 3, "lag counts iterations");
+  assert.equal(s.lag.samples, 2, "one lag sample per closed iteration");
   assert.equal(s.lag.maxMs, 50, "the slow callback delayed the next iteration by 50 ms");
   near(s.lag.p50Ms, 1, "waiting in the poller is not lag");
   assert.equal(s.utilization.last, 1 / 101);
@@ -123,7 +124,7 @@ Deno.test("recorder: lag and utilization with an injected slow callback", () => 
   // The time between a stop and the next run counts as neither busy nor waiting, nor lag.
   m.stopped(clock.now());
   clock.advance(10_000);
-  m.iteration(clock.now());
+  m.beginIteration();
   m.stopped(clock.now());
   s = m.snapshot(clock.now());
   assert.equal(s.utilization.busyMs, 51);
@@ -132,10 +133,10 @@ Deno.test("recorder: lag and utilization with an injected slow callback", () => 
   assert.equal(s.lag.count, 4);
 
   // Waiting longer than the iteration (a caller's rounding) is capped: never negative busy time.
-  m.iteration(clock.now());
+  m.beginIteration();
   m.waited(5);
   clock.advance(3);
-  m.iteration(clock.now());
+  m.beginIteration();
   s = m.snapshot(clock.now());
   assert.equal(s.utilization.waitingMs, 103);
   assert.equal(s.utilization.last, 0);
@@ -162,7 +163,7 @@ Deno.test("recorder: slow callbacks are reported with labels, counted, and ranke
     onSlowCallback: (info) => reports.push(info),
     topN: 3,
   });
-  m.iteration(0);
+  m.beginIteration();
   function parseRequest(): void {}
   run(m, clock, KIND_TASK, 5, () => {}, "fast"); // not slow
   run(m, clock, KIND_TASK, 15, parseRequest); // labelled by its name
@@ -193,6 +194,17 @@ Deno.test("recorder: slow callbacks are reported with labels, counted, and ranke
     [["parseRequest", 40], ["socket 7", 30], ["flush", 20]],
   );
   assert.equal(s.slowCallbacks, 7);
+});
+
+Deno.test("recorder: onSlowCallback alone implies asyncio's 100 ms threshold", () => {
+  const clock = new ManualClock();
+  const reports: number[] = [];
+  const m = new MetricsRecorder(clock, { onSlowCallback: (info) => reports.push(info.durationMs) });
+  for (const ms of [99, 100, 250]) run(m, clock, KIND_TASK, ms);
+  const s = m.snapshot(clock.now());
+  assert.deepEqual(reports, [100, 250]);
+  assert.equal(s.slowCallbackMs, 100);
+  assert.equal(s.sampling.mode, "every", "slow-callback reporting times every callback");
 });
 
 Deno.test("recorder: an onSlowCallback that throws goes to onError, or out of end()", () => {
@@ -228,6 +240,10 @@ Deno.test("recorder: top-N ranks timed callbacks even without slowCallbackMs", (
   assert.equal(s.slowCallbackMs, null);
   assert.equal(s.slowCallbacks, 0);
   assert.deepEqual(s.slowest.map((e) => e.label), ["job9", "job8"]);
+  // Callbacks that took no measurable time are nobody's slowest.
+  const instant = new MetricsRecorder(clock);
+  run(instant, clock, KIND_TASK, 0, () => {}, "instant");
+  assert.deepEqual(instant.snapshot(clock.now()).slowest, []);
   const none = new MetricsRecorder(clock, { topN: 0 });
   run(none, clock, KIND_TASK, 5);
   assert.deepEqual(none.snapshot(clock.now()).slowest, []);
@@ -237,7 +253,11 @@ Deno.test("recorder: queue depths keep current, max and an EWMA", () => {
   const m = new MetricsRecorder(new VirtualClock());
   m.depths(4, 0, 10, 1, 2);
   let q = m.snapshot(0).queues;
-  assert.deepEqual(q.tasks, { current: 4, max: 4, average: 4 }, "the first sample seeds the average");
+  assert.deepEqual(
+    q.tasks,
+    { current: 4, max: 4, average: 4 },
+    "the first sample seeds the average",
+  );
   m.depths(20, 0, 10, 0, 2);
   m.depths(0, 0, 9, 0, 2);
   q = m.snapshot(0).queues;
@@ -267,7 +287,7 @@ Deno.test("recorder: throughput over a rolling 10 s window", () => {
   const m = new MetricsRecorder(clock);
   // 20 s at 100 callbacks per 100 ms iteration: 1000/s.
   for (let i = 0; i < 200; i++) {
-    m.iteration(clock.now());
+    m.beginIteration();
     for (let k = 0; k < 100; k++) run(m, clock, KIND_TASK, 0);
     clock.advance(100);
     m.waited(100);
@@ -280,10 +300,10 @@ Deno.test("recorder: throughput over a rolling 10 s window", () => {
     String(s.throughput.callbacksPerSecond),
   );
   // 5 s idle (one long parked iteration): the window still holds 4 s of traffic.
-  m.iteration(clock.now());
+  m.beginIteration();
   clock.advance(5000);
   m.waited(5000);
-  m.iteration(clock.now());
+  m.beginIteration();
   s = m.snapshot(clock.now());
   assert.ok(Math.abs(s.throughput.callbacksPerSecond - 4000 / 9) < 1e-9);
   assert.equal(s.utilization.rolling, 0, "nothing but waiting in the window");
@@ -302,7 +322,7 @@ Deno.test("recorder: phases are timed on every iteration of a virtual clock", ()
   const clock = new VirtualClock();
   const m = new MetricsRecorder(clock);
   for (let i = 0; i < 4; i++) {
-    assert.equal(m.iteration(clock.now()), true);
+    assert.ok(m.beginIteration() >= 0, "sampled");
     m.phase(PHASE_TIMERS, 1);
     m.phase(PHASE_TASKS, 2 + i); // 2, 3, 4, 5
     m.phase(PHASE_POLL, 3);
@@ -365,7 +385,7 @@ Deno.test("recorder: sampling on a real-time clock counts everything, times a we
     // Slow callbacks (1 ms each, one per iteration): noticed at the next iteration, then every
     // one is timed.
     for (let i = 0; i < 50; i++) {
-      m.iteration(clock.now());
+      m.beginIteration();
       run(m, clock, KIND_FD, 1);
     }
     s = m.snapshot(clock.now());
@@ -390,11 +410,61 @@ Deno.test("recorder: sampling on a real-time clock counts everything, times a we
     const m = new MetricsRecorder(clock);
     let timed = 0;
     for (let i = 0; i < 10_000; i++) {
-      if (m.iteration(clock.now())) timed++;
+      if (m.beginIteration() >= 0) timed++;
       clock.nowMs += 0.01; // 100 iterations per ms
     }
-    assert.equal(m.snapshot(clock.now()).timedIterations, timed);
+    const s = m.snapshot(clock.now());
+    assert.equal(s.timedIterations, timed);
     assert.ok(timed > 60 && timed < 160, `~100 timed iterations in 100 ms: ${timed}`);
+    assert.equal(s.iterations, 10_000, "every iteration is counted");
+    assert.equal(s.lag.count, 10_000);
+    assert.equal(s.lag.samples, timed);
+    near(s.lag.p50Ms, 0.01);
+    assert.equal(s.utilization.waitingMs, 0);
+    assert.ok(Math.abs(s.utilization.busyMs - 100) < 1e-6, "busy time is exact, not sampled");
+  });
+
+  await t.step("iteration(startMs) samples the same iterations with the loop's own reading", () => {
+    const a = new ManualClock();
+    const b = new ManualClock();
+    const viaBegin = new MetricsRecorder(a);
+    const viaTime = new MetricsRecorder(b);
+    for (let i = 0; i < 5_000; i++) {
+      const sampled = viaBegin.beginIteration() >= 0;
+      assert.equal(viaTime.iteration(b.now()), sampled);
+      if (sampled) {
+        viaBegin.phase(PHASE_TASKS, 0.01);
+        viaTime.phase(PHASE_TASKS, 0.01);
+      }
+      a.nowMs += 0.01 + (i % 3) * 0.01;
+      b.nowMs += 0.01 + (i % 3) * 0.01;
+    }
+    assert.deepEqual(viaTime.snapshot(b.now()), viaBegin.snapshot(a.now()));
+  });
+
+  await t.step("iteration sampling: utilization and weighted lag with mixed iterations", () => {
+    const clock = new ManualClock();
+    const m = new MetricsRecorder(clock);
+    // Per 10.1 ms: 1000 busy 0.01 ms iterations, then one that waits 0.1 ms and is busy 0.09 ms.
+    for (let round = 0; round < 100; round++) {
+      for (let i = 0; i < 1000; i++) {
+        m.beginIteration();
+        clock.nowMs += 0.01;
+      }
+      m.beginIteration();
+      clock.nowMs += 0.1;
+      m.waited(0.1);
+      clock.nowMs += 0.09;
+    }
+    m.stopped(clock.now());
+    const s = m.snapshot(clock.now());
+    assert.equal(s.iterations, 100_100);
+    assert.ok(Math.abs(s.utilization.waitingMs - 10) < 1e-6, String(s.utilization.waitingMs));
+    assert.ok(Math.abs(s.utilization.busyMs - (1000 + 9)) < 1e-6, String(s.utilization.busyMs));
+    assert.ok(Math.abs(s.utilization.total - 1009 / 1019) < 1e-9);
+    near(s.lag.p50Ms, 0.01);
+    near(s.lag.p99Ms, 0.01, "1 iteration in 1001 is longer: beyond p99");
+    assert.ok(s.lag.samples < 5_000, `lag is sampled: ${s.lag.samples}`);
   });
 });
 
@@ -412,6 +482,37 @@ Deno.test("recorder: bulk counting with timed() matches begin/end", () => {
   }
   b.count(KIND_IMMEDIATE, 100);
   assert.deepEqual(a.snapshot(clock.now()), b.snapshot(clock.now()));
+});
+
+Deno.test("recorder: skip() runs plus begin/end time the same callbacks as begin/end alone", () => {
+  const durationOf = (i: number): number => (i % 10) * 0.001 + (i % 997 === 0 ? 5 : 0);
+  const drive = (useSkip: boolean): MetricsRecorder => {
+    const clock = new ManualClock();
+    const m = new MetricsRecorder(clock, { samplePeriod: 50 });
+    const cb = (): void => {};
+    let i = 0;
+    const n = 20_000;
+    while (i < n) {
+      if (useSkip) {
+        const k = m.skip(Math.min(700, n - i)); // phases of up to 700 callbacks
+        for (let j = 0; j < k; j++) clock.nowMs += durationOf(i++);
+        m.count(KIND_TASK, k);
+        if (i === n) break;
+      }
+      const t0 = m.begin();
+      clock.nowMs += durationOf(i++);
+      m.end(KIND_TASK, t0, cb, "job");
+    }
+    return m;
+  };
+  const viaSkip = drive(true);
+  const viaEnd = drive(false);
+  const a = viaSkip.snapshot(0);
+  assert.ok(a.callbacks.samples > 300 && a.callbacks.samples < 500, String(a.callbacks.samples));
+  assert.equal(a.callbacks.count, 20_000);
+  assert.deepEqual(a, viaEnd.snapshot(0));
+  // Everything timed: skip() never skips.
+  assert.equal(new MetricsRecorder(new VirtualClock()).skip(100), 0);
 });
 
 Deno.test("recorder: rejects bad options with RangeError/TypeError", () => {

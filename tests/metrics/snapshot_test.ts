@@ -14,7 +14,7 @@ import type { MetricsSnapshot } from "../../loop/metrics.ts";
 /** Drives a recorder through every kind of event, including hostile values. */
 function populate(m: MetricsRecorder, clock: VirtualClock): void {
   for (let i = 0; i < 50; i++) {
-    if (m.iteration(clock.now())) m.phase(PHASE_POLL, i % 3);
+    if (m.beginIteration() >= 0) m.phase(PHASE_POLL, i % 3);
     m.depths(i, 0, 50 - i, i % 2, 3);
     m.peak(QUEUE_MICROTASKS, i * 2);
     const t0 = m.begin();
@@ -77,7 +77,7 @@ Deno.test("snapshot: JSON round trip deep-equals the snapshot", async (t) => {
     const clock: Clock = { now: () => nowMs, virtual: false };
     const m = new MetricsRecorder(clock);
     for (let i = 0; i < 10_000; i++) {
-      if (i % 100 === 0) m.iteration(nowMs);
+      if (i % 100 === 0) m.beginIteration();
       const t0 = m.begin();
       nowMs += 0.003;
       m.end(KIND_TASK, t0, () => {}, undefined);

@@ -28,7 +28,15 @@ export interface MochaRunStats {
 }
 
 function suite(name: string): SuiteNode {
-  return { kind: "suite", name, children: [], beforeEach: [], afterEach: [], before: [], after: [] };
+  return {
+    kind: "suite",
+    name,
+    children: [],
+    beforeEach: [],
+    afterEach: [],
+    before: [],
+    after: [],
+  };
 }
 
 /**
@@ -40,7 +48,16 @@ export function collectMochaSuite(load: () => void): SuiteNode {
   const stack: SuiteNode[] = [root];
   const top = () => stack[stack.length - 1];
   const g = globalThis as Record<string, unknown>;
-  const names = ["describe", "context", "it", "specify", "before", "after", "beforeEach", "afterEach"];
+  const names = [
+    "describe",
+    "context",
+    "it",
+    "specify",
+    "before",
+    "after",
+    "beforeEach",
+    "afterEach",
+  ];
   const saved = names.map((name) => g[name]);
   const describe = (name: string, fn: () => void) => {
     const node = suite(name);
@@ -111,7 +128,10 @@ function runMochaFn(
       } else {
         const result = (fn as () => unknown).call({});
         if (result !== null && typeof result === "object" && "then" in result) {
-          (result as PromiseLike<unknown>).then(() => finish(), (error) => finish(error ?? "rejected"));
+          (result as PromiseLike<unknown>).then(
+            () => finish(),
+            (error) => finish(error ?? "rejected"),
+          );
         } else finish();
       }
     } catch (error) {
@@ -145,7 +165,9 @@ export async function replayMochaSuite(
       node: SuiteNode,
       chain: SuiteNode[],
     ): Promise<void> => {
-      for (const hook of node.before) await runMochaFn(hook, options.timeoutMs, uncaught, lateErrors.push.bind(lateErrors));
+      for (const hook of node.before) {
+        await runMochaFn(hook, options.timeoutMs, uncaught, lateErrors.push.bind(lateErrors));
+      }
       for (const child of node.children) {
         if (child.kind === "suite") {
           await ctx.step({
@@ -159,13 +181,17 @@ export async function replayMochaSuite(
           fn: async () => {
             const late = lateErrors.push.bind(lateErrors);
             for (const s of chain) {
-              for (const hook of s.beforeEach) await runMochaFn(hook, options.timeoutMs, uncaught, late);
+              for (const hook of s.beforeEach) {
+                await runMochaFn(hook, options.timeoutMs, uncaught, late);
+              }
             }
             try {
               await runMochaFn(child.fn, options.timeoutMs, uncaught, late);
             } finally {
               for (const s of [...chain].reverse()) {
-                for (const hook of s.afterEach) await runMochaFn(hook, options.timeoutMs, uncaught, late);
+                for (const hook of s.afterEach) {
+                  await runMochaFn(hook, options.timeoutMs, uncaught, late);
+                }
               }
             }
           },
@@ -173,14 +199,20 @@ export async function replayMochaSuite(
         if (ok) stats.passed++;
         else stats.failed.push([...chain.map((s) => s.name), child.name].join(" > "));
       }
-      for (const hook of node.after) await runMochaFn(hook, options.timeoutMs, uncaught, lateErrors.push.bind(lateErrors));
+      for (const hook of node.after) {
+        await runMochaFn(hook, options.timeoutMs, uncaught, lateErrors.push.bind(lateErrors));
+      }
     };
     await runSuite(t, root, [root]);
   } finally {
     globalThis.removeEventListener("error", onError);
   }
   if (lateErrors.length !== 0) {
-    stats.failed.push(`late errors (done() twice or errors after a test ended): ${lateErrors.map(String).join("; ")}`);
+    stats.failed.push(
+      `late errors (done() twice or errors after a test ended): ${
+        lateErrors.map(String).join("; ")
+      }`,
+    );
   }
   return stats;
 }

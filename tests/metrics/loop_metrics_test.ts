@@ -1,0 +1,59 @@
+// End to end: a Loop on a VirtualClock with metrics on (everything timed, deterministic figures).
+// Exercises the lead's wiring of the recorder as much as the recorder.
+import assert from "node:assert/strict";
+import { Loop, VirtualClock } from "../../mod.ts";
+import { formatMetrics } from "../../loop/format_metrics.ts";
+import type { SlowCallbackInfo } from "../../loop/metrics.ts";
+
+Deno.test("loop metrics on a virtual clock: counts, lateness, lag, slow callbacks", async () => {
+  const clock = new VirtualClock();
+  const slow: SlowCallbackInfo[] = [];
+  const loop = new Loop({
+    clock,
+    metrics: true,
+    slowCallbackMs: 20,
+    onSlowCallback: (info) => slow.push(info),
+  });
+  try {
+    let ticks = 0;
+    loop.setTimeout(function firstTimer() {
+      ticks++;
+    }, 100);
+    loop.setTimeout(() => ticks++, 200);
+    for (let i = 0; i < 10; i++) loop.submit(() => loop.queueMicrotask(() => {}));
+    loop.submit(function crunch() {
+      clock.advance(50); // an injected 50 ms of blocking work
+    });
+    loop.setImmediate(() => {});
+    await loop.run();
+    assert.equal(ticks, 2);
+
+    const s = loop.metrics();
+    const kinds = s.callbacks.byKind;
+    assert.equal(kinds.task.count, 11);
+    assert.equal(kinds.microtask.count, 10);
+    assert.equal(kinds.timer.count, 2);
+    assert.equal(kinds.immediate.count, 1);
+    assert.equal(s.callbacks.count, 24);
+    assert.equal(s.sampling.mode, "every");
+    assert.equal(s.callbacks.samples, 24, "a virtual clock times every callback");
+    assert.equal(kinds.task.maxMs, 50);
+    // The virtual clock jumps to each deadline: the timers are on time.
+    assert.equal(s.timerLateness.count, 2);
+    assert.equal(s.timerLateness.maxMs, 0);
+    assert.equal(s.lag.maxMs, 50, "the 50 ms task delayed the next iteration by 50 ms");
+    assert.ok(s.utilization.busyMs >= 50);
+    assert.ok(s.utilization.waitingMs >= 150 - 50, "the jumps to the deadlines count as waiting");
+    assert.ok(s.iterations >= 3);
+    assert.deepEqual(slow, [{ kind: "task", durationMs: 50, label: "crunch", atMs: 0 }]);
+    assert.deepEqual(s.slowest[0], slow[0]);
+    assert.equal(s.slowCallbacks, 1);
+
+    assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
+    const text = formatMetrics(s);
+    assert.match(text, /^ {2}task\s+11\s+11\s+/m);
+    assert.match(text, /crunch/);
+  } finally {
+    await loop.close();
+  }
+});

@@ -1,0 +1,266 @@
+import assert from "node:assert/strict";
+import { currentLoop, defaultLoop, Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
+import {
+  clearImmediate,
+  clearInterval,
+  clearTimeout,
+  setImmediate,
+  setInterval,
+  setTimeout,
+} from "../../timers/mod.ts";
+
+Deno.test("ids are positive safe integers, shared by all kinds and never reused", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const seen = new Set<number>();
+  let last = 0;
+  for (let round = 0; round < 3; round++) {
+    const handles = [
+      loop.setTimeout(() => {}, 1),
+      loop.setInterval(() => {}, 1),
+      loop.setImmediate(() => {}),
+    ];
+    for (const handle of handles) {
+      assert.ok(Number.isSafeInteger(handle.id) && handle.id > last, `id ${handle.id}`);
+      assert.equal(Number(handle), handle.id);
+      assert.equal(+handle, handle.id);
+      assert.ok(!seen.has(handle.id));
+      seen.add(handle.id);
+      last = handle.id;
+      loop.clearTimeout(handle);
+    }
+    loop.setTimeout(() => {}, 0);
+    await loop.run(); // fired and cleared timers free nothing that could be handed out again
+  }
+  await loop.close();
+});
+
+Deno.test("clearing by id, interchangeably, and unknown or stale ids as no-ops", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const timeout = loop.setTimeout(() => log.push("timeout"), 5);
+  const interval = loop.setInterval(() => log.push("interval"), 5);
+  const immediate = loop.setImmediate(() => log.push("immediate"));
+  const keeper = loop.setTimeout(() => log.push("keeper"), 10);
+  const fired = loop.setTimeout(() => log.push("fired"), 0);
+  loop.runOnce();
+  assert.deepEqual(log, ["fired", "immediate"]);
+  log.length = 0;
+  const staleId = Number(fired);
+  loop.clearInterval(Number(timeout)); // a timeout through clearInterval, by id
+  loop.clearTimeout(interval); // an interval through clearTimeout, by handle
+  for (const junk of [staleId, 0, -1, 1e9, NaN, "nope", undefined, null, {}, Symbol("x")]) {
+    loop.clearTimeout(junk as never);
+    loop.clearInterval(junk as never);
+    loop.clearImmediate(junk as never);
+  }
+  loop.clearTimeout(String(Number(keeper)) as never); // Node accepts the id as a string too
+  const other = new Loop({ clock });
+  const foreign = other.setTimeout(() => log.push("foreign"), 1);
+  loop.clearTimeout(foreign); // another loop's handle: not ours to clear
+  loop.clearTimeout(Number(foreign)); // nor its id (which means something else here, if anything)
+  await loop.run();
+  await other.run();
+  assert.deepEqual(log, ["foreign"]);
+  assert.equal(immediate.hasRef(), true);
+  await loop.close();
+  await other.close();
+});
+
+Deno.test("clearTimeout(Number(handle)) works after a fired timeout was refreshed", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  let fired = 0;
+  const timer = loop.setTimeout(() => fired++, 5);
+  const id = Number(timer);
+  await loop.run();
+  assert.equal(fired, 1);
+  loop.clearTimeout(id); // stale: a no-op, and it must not stop refresh()
+  timer.refresh();
+  loop.clearTimeout(id);
+  await loop.run();
+  assert.equal(fired, 1);
+  assert.equal(clock.now(), 5);
+  await loop.close();
+});
+
+Deno.test("ref/unref: unref'd timers do not keep run() alive, ref'd again they do", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const interval = loop.setInterval(() => log.push(`tick@${clock.now()}`), 10).unref();
+  const immediate = loop.setImmediate(() => log.push("immediate")).unref();
+  assert.equal(interval.hasRef(), false);
+  assert.equal(immediate.hasRef(), false);
+  await loop.run();
+  // Nothing ref'd: run() returns after one iteration (which runs the queued immediate anyway).
+  assert.deepEqual(log, ["immediate"]);
+  assert.equal(clock.now(), 0);
+  loop.setTimeout(() => log.push(`timeout@${clock.now()}`), 35);
+  await loop.run();
+  assert.deepEqual(log, ["immediate", "tick@10", "tick@20", "tick@30", "timeout@35"]);
+  assert.equal(interval.ref(), interval, "ref() returns the handle");
+  assert.equal(interval.hasRef(), true);
+  loop.setTimeout(() => loop.clearInterval(interval), 20); // at 55
+  await loop.run();
+  assert.deepEqual(log.slice(5), ["tick@40", "tick@50"]);
+  // A fired timer's ref state is kept and does not disturb liveness.
+  const done = loop.setTimeout(() => {}, 1);
+  await loop.run();
+  done.unref().ref();
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.close();
+});
+
+Deno.test("refresh(): a pending timer restarts, a fired one re-arms, a cleared one stays cleared", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const pending = loop.setTimeout(() => log.push(`pending@${clock.now()}`), 10);
+  const fired = loop.setTimeout(() => log.push(`fired@${clock.now()}`), 2);
+  const cleared = loop.setTimeout(() => log.push("cleared"), 3);
+  const interval = loop.setInterval(() => {
+    log.push(`interval@${clock.now()}`);
+    if (clock.now() > 30) loop.clearInterval(interval);
+  }, 10);
+  loop.clearTimeout(cleared);
+  loop.setTimeout(() => {
+    assert.equal(pending.refresh(), pending, "refresh() returns the handle");
+    fired.refresh();
+    cleared.refresh();
+    interval.refresh(); // restarts the period from now
+  }, 6);
+  await loop.run();
+  assert.deepEqual(log, ["fired@2", "fired@8", "pending@16", "interval@16", "interval@26", "interval@36"]);
+  // After the interval was cleared, refresh() keeps it cleared.
+  interval.refresh();
+  await loop.run();
+  assert.equal(log.length, 6);
+  await loop.close();
+});
+
+Deno.test("refresh() of an unref'd fired timer does not make it keep the loop alive", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  let fired = 0;
+  const timer = loop.setTimeout(() => fired++, 1);
+  await loop.run();
+  timer.unref().refresh();
+  await loop.run();
+  assert.equal(fired, 1, "unref'd: run() did not wait for it");
+  timer.ref();
+  await loop.run();
+  assert.equal(fired, 2);
+  await loop.close();
+});
+
+Deno.test("bad arguments: TypeError for callbacks, RangeError for Infinity; the policy for odd delays", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  for (const bad of ["console.log(1)", null, undefined, 42, {}]) {
+    assert.throws(() => loop.setTimeout(bad as never, 1), TypeError);
+    assert.throws(() => loop.setInterval(bad as never, 1), TypeError);
+    assert.throws(() => loop.setImmediate(bad as never), TypeError);
+    assert.throws(() => setTimeout(bad as never, 1), TypeError);
+    assert.throws(() => setInterval(bad as never, 1), TypeError);
+    assert.throws(() => setImmediate(bad as never), TypeError);
+  }
+  for (const delayMs of [Infinity, Number.MAX_VALUE, 2 ** 60]) {
+    assert.throws(() => loop.setTimeout(() => {}, delayMs), RangeError);
+    assert.throws(() => loop.setInterval(() => {}, delayMs), RangeError);
+    assert.throws(() => setTimeout(() => {}, delayMs), RangeError);
+  }
+  assert.throws(() => loop.setTimeout(() => {}, Infinity), /current value is Infinity/);
+  assert.deepEqual(loop.aliveReasons(), [], "nothing was scheduled by a failed call");
+  const firedAt: Record<string, number> = {};
+  const delays: [string, unknown][] = [
+    ["-Infinity", -Infinity],
+    ["NaN", NaN],
+    ["missing", undefined],
+    ["negative", -5],
+    ["string", "7"],
+    ["null", null],
+    ["fraction", 0.25],
+    ["2^31", 2 ** 31],
+    ["2^31-1", 2 ** 31 - 1],
+    ["2^40", 2 ** 40],
+  ];
+  for (const [label, delayMs] of delays) {
+    loop.setTimeout(() => (firedAt[label] = clock.now()), delayMs as number);
+  }
+  await loop.run();
+  assert.deepEqual(firedAt, {
+    "-Infinity": 0,
+    NaN: 0,
+    missing: 0,
+    negative: 0,
+    string: 7,
+    null: 0,
+    fraction: 0.25,
+    "2^31": 2 ** 31,
+    "2^31-1": 2 ** 31 - 1,
+    "2^40": 2 ** 40,
+  });
+  await loop.close();
+});
+
+Deno.test("callback arguments are passed through", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: unknown[] = [];
+  loop.setTimeout((a: number, b: string) => log.push(["timeout", a, b]), 1, 1, "x");
+  const interval = loop.setInterval((a: number) => {
+    log.push(["interval", a]);
+    loop.clearInterval(interval);
+  }, 1, 2);
+  loop.setImmediate((a: boolean) => log.push(["immediate", a]), true);
+  await loop.run();
+  assert.deepEqual(log, [["immediate", true], ["timeout", 1, "x"], ["interval", 2]]);
+  await loop.close();
+});
+
+Deno.test("the free functions schedule on the running loop; a handle is cleared on its own loop", async () => {
+  const clock = new VirtualClock();
+  const a = new Loop({ clock, label: "a" });
+  const b = new Loop({ clock, label: "b" });
+  const log: string[] = [];
+  let fromA: Timer | undefined;
+  let intervalFromA: Timer | undefined;
+  let immediateFromA: Timer | undefined;
+  a.submit(() => {
+    assert.equal(currentLoop(), a);
+    fromA = setTimeout(() => log.push("timeout on a"), 5);
+    intervalFromA = setInterval(() => log.push("interval on a"), 5);
+    setTimeout(() => log.push(`kept on a@${clock.now()}`), 1);
+  });
+  a.setImmediate(() => {
+    // Queued from the check phase: it waits for the next iteration.
+    immediateFromA = setImmediate(() => log.push("immediate on a"));
+  });
+  a.runOnce();
+  assert.equal(a.aliveReasons().length, 4);
+  assert.equal(b.aliveReasons().length, 0);
+  b.submit(() => {
+    assert.equal(currentLoop(), b);
+    clearTimeout(fromA);
+    clearInterval(intervalFromA);
+    clearImmediate(immediateFromA);
+    clearTimeout(12345); // an id means the current loop: b has none such, a no-op
+    clearTimeout(undefined);
+  });
+  await b.run();
+  await a.run();
+  assert.deepEqual(log, ["kept on a@1"]);
+  await a.close();
+  await b.close();
+});
+
+Deno.test("the free functions use the default loop outside any loop callback", async () => {
+  const fired = Promise.withResolvers<Loop>();
+  const timer = setTimeout(() => fired.resolve(currentLoop()), 1);
+  assert.ok(defaultLoop().aliveReasons().some((reason) => reason.label.includes(`id ${timer.id}`)));
+  const cancelled = setTimeout(() => fired.reject(new Error("cleared by id")), 0);
+  clearTimeout(Number(cancelled));
+  assert.equal(await fired.promise, defaultLoop());
+  // Let the default loop go dormant before the sanitizers look.
+  while (defaultLoop().state !== "idle") await new Promise((resolve) => globalThis.setTimeout(resolve, 1));
+});

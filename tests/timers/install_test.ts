@@ -1,0 +1,255 @@
+import assert from "node:assert/strict";
+import { currentLoop, defaultLoop, Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
+import { install } from "../../timers/mod.ts";
+
+const NAMES = [
+  "setTimeout",
+  "clearTimeout",
+  "setInterval",
+  "clearInterval",
+  "setImmediate",
+  "clearImmediate",
+  "queueMicrotask",
+] as const;
+
+function descriptors(target: object): (PropertyDescriptor | undefined)[] {
+  return NAMES.map((name) => Object.getOwnPropertyDescriptor(target, name));
+}
+
+// Code under test: it only knows the global timers.
+function debounce(callback: () => void, waitMs: number): () => void {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  return () => {
+    clearTimeout(id);
+    id = setTimeout(callback, waitMs);
+  };
+}
+
+Deno.test("install(): code calling the global timers runs on a virtual clock: an hour passes at once", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const startMs = performance.now();
+  {
+    using _timers = install(loop);
+    const save = debounce(() => log.push(`saved at ${clock.now()}`), 500);
+    setTimeout(save, 0);
+    setTimeout(save, 200); // restarts the debounce: saves at 700
+    setTimeout(() => log.push(`an hour later: ${clock.now()}`), 3_600_000);
+    const interval = setInterval(() => {
+      log.push(`tick ${clock.now()}`);
+      if (clock.now() >= 2_000) clearInterval(interval);
+    }, 1_000);
+    queueMicrotask(() => log.push(`microtask on the loop: ${currentLoop() === loop}`));
+    await loop.run();
+  }
+  assert.deepEqual(log, [
+    "microtask on the loop: true",
+    "saved at 700",
+    "tick 1000",
+    "tick 2000",
+    "an hour later: 3600000",
+  ]);
+  assert.equal(clock.now(), 3_600_000);
+  assert.ok(performance.now() - startMs < 3_600_000); // (it took milliseconds)
+  await loop.close();
+});
+
+Deno.test("install() restores globalThis's originals exactly (Deno's accessors included)", async () => {
+  const before = descriptors(globalThis);
+  const loop = new Loop({ clock: new VirtualClock() });
+  const installation = install(loop);
+  for (const name of NAMES) assert.notEqual(globalThis[name], before[NAMES.indexOf(name)]?.value);
+  assert.equal(typeof globalThis.setTimeout(() => {}, 1), "number", "web mode returns ids");
+  installation[Symbol.dispose]();
+  assert.deepEqual(descriptors(globalThis), before);
+  installation[Symbol.dispose](); // idempotent
+  assert.deepEqual(descriptors(globalThis), before);
+  // Deno's own timers work again.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await loop.close();
+});
+
+Deno.test("install() on another target: absent properties are removed again, flags kept", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const originalSetTimeout = () => 0;
+  const target: Record<string, unknown> = {};
+  Object.defineProperty(target, "setTimeout", {
+    value: originalSetTimeout,
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
+  Object.defineProperty(target, "clearTimeout", {
+    get: () => "getter",
+    enumerable: true,
+    configurable: true,
+  });
+  Object.defineProperty(target, "queueMicrotask", {
+    value: "non-configurable but writable",
+    writable: true,
+    enumerable: true,
+    configurable: false,
+  });
+  const before = descriptors(target);
+  {
+    using _timers = install(loop, target);
+    for (const name of NAMES) assert.equal(typeof target[name], "function", name);
+    assert.equal(Object.getOwnPropertyDescriptor(target, "setTimeout")!.enumerable, false);
+  }
+  assert.deepEqual(descriptors(target), before);
+  assert.ok(!("setImmediate" in target));
+  assert.deepEqual(Object.keys(target), ["clearTimeout", "queueMicrotask"]);
+});
+
+Deno.test("install() refuses a read-only property or a sealed target, changing nothing", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const readOnly = Object.defineProperty({}, "clearInterval", { value: 1, writable: false });
+  const before = descriptors(readOnly);
+  assert.throws(() => install(loop, readOnly), TypeError);
+  assert.deepEqual(descriptors(readOnly), before);
+  const sealed = Object.seal({ setTimeout: () => 0 });
+  assert.throws(() => install(loop, sealed), /absent on a non-extensible object/);
+  assert.equal(Object.keys(sealed).length, 1);
+  assert.throws(() => install({} as never), TypeError);
+  assert.throws(() => install(loop, 5 as never), TypeError);
+  assert.throws(() => install(loop, {}, { mode: "deno" as never }), RangeError);
+  assert.throws(() => install(loop, {}, "web" as never), TypeError);
+});
+
+type Timers = {
+  setTimeout(callback: () => void, delayMs?: number): unknown;
+  clearTimeout(id?: unknown): void;
+  setInterval(callback: () => void, delayMs?: number): unknown;
+  clearInterval(id?: unknown): void;
+  setImmediate(callback: () => void): unknown;
+  clearImmediate(id?: unknown): void;
+};
+
+Deno.test("web mode: numeric ids that clear interchangeably; the loop's delay policy", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const target = {} as Timers;
+  using _timers = install(loop, target, { mode: "web" });
+  const log: string[] = [];
+  const ids = [
+    target.setTimeout(() => log.push("timeout"), 5),
+    target.setInterval(() => log.push("interval"), 5),
+    target.setImmediate(() => log.push("immediate")),
+  ];
+  for (const id of ids) assert.ok(typeof id === "number" && Number.isSafeInteger(id) && id > 0);
+  target.clearInterval(ids[0]);
+  target.clearTimeout(ids[1]);
+  target.clearImmediate(ids[2]);
+  target.clearTimeout(12345);
+  target.setTimeout(() => log.push(`2^31 at ${clock.now()}`), 2 ** 31);
+  target.setTimeout(() => log.push(`fraction at ${clock.now()}`), 0.5);
+  assert.throws(() => target.setTimeout(() => {}, Infinity), RangeError);
+  assert.throws(() => target.setTimeout("alert(1)" as never, 1), TypeError);
+  await loop.run();
+  assert.deepEqual(log, ["fraction at 0.5", `2^31 at ${2 ** 31}`]);
+  await loop.close();
+});
+
+/** The virtual times at which a chain of `count` nested zero-delay timeouts fires. */
+async function nestedChain(mode: "web" | "node" | undefined, clampLoop = false): Promise<number[]> {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, clampNestedTimers: clampLoop });
+  const firedAt: number[] = [];
+  const target = {} as Timers;
+  const schedule = mode === undefined
+    ? (callback: () => void) => loop.setTimeout(callback, 0)
+    : (callback: () => void) => target.setTimeout(callback, 0);
+  using _timers = install(loop, target, { mode: mode ?? "web" });
+  const step = () => {
+    firedAt.push(clock.now());
+    if (firedAt.length < 9) schedule(step);
+  };
+  schedule(step);
+  await loop.run();
+  await loop.close();
+  return firedAt;
+}
+
+Deno.test("web mode clamps nested timers as HTML does; node mode and plain loops do not", async () => {
+  // The sixth nested timer onwards waits at least 4 ms.
+  assert.deepEqual(await nestedChain("web"), [0, 0, 0, 0, 0, 4, 8, 12, 16]);
+  assert.deepEqual(await nestedChain(undefined, true), [0, 0, 0, 0, 0, 4, 8, 12, 16]);
+  assert.deepEqual(await nestedChain("node"), [1, 2, 3, 4, 5, 6, 7, 8, 9]); // Node's 1 ms minimum
+  assert.deepEqual(await nestedChain(undefined), [0, 0, 0, 0, 0, 0, 0, 0, 0]);
+});
+
+Deno.test("web mode clamps a fast interval after five ticks", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const target = {} as Timers;
+  using _timers = install(loop, target);
+  const firedAt: number[] = [];
+  const id = target.setInterval(() => {
+    firedAt.push(clock.now());
+    if (firedAt.length === 8) target.clearInterval(id);
+  }, 1);
+  await loop.run();
+  assert.deepEqual(firedAt, [1, 2, 3, 4, 5, 9, 13, 17]);
+  await loop.close();
+});
+
+Deno.test("node mode: handles, and Node's delay coercion (out of [1, 2^31-1] becomes 1 ms)", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const target = {} as Timers;
+  using _timers = install(loop, target, { mode: "node" });
+  const firedAt: Record<string, number> = {};
+  const cases: [string, unknown][] = [
+    ["2^31", 2 ** 31],
+    ["Infinity", Infinity],
+    ["NaN", NaN],
+    ["0", 0],
+    ["negative", -10],
+    ["0.5", 0.5],
+    ["1.5", 1.5],
+    ["2^31-1", 2 ** 31 - 1],
+  ];
+  for (const [label, delayMs] of cases) {
+    target.setTimeout(() => (firedAt[label] = clock.now()), delayMs as number);
+  }
+  const handle = target.setTimeout(() => {}, 10) as Timer;
+  assert.equal(typeof handle, "object");
+  assert.equal(handle.hasRef(), true);
+  assert.equal(handle.unref(), handle);
+  target.clearTimeout(Number(handle));
+  const immediate = target.setImmediate(() => {}) as Timer;
+  assert.equal(typeof immediate.ref, "function");
+  target.clearImmediate(immediate);
+  await loop.run();
+  assert.deepEqual(firedAt, {
+    "2^31": 1,
+    Infinity: 1,
+    NaN: 1,
+    "0": 1,
+    negative: 1,
+    "0.5": 1,
+    "1.5": 1.5,
+    "2^31-1": 2 ** 31 - 1,
+  });
+  await loop.close();
+});
+
+Deno.test("install() without a loop binds the current loop at the time of the call", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const inside = {} as Timers;
+  const outside = {} as Timers;
+  loop.submit(() => {
+    using _timers = install(undefined, inside);
+    inside.setTimeout(() => {}, 10);
+  });
+  await loop.run();
+  assert.equal(loop.now(), 10, "the timer ran on `loop`");
+  {
+    using _timers = install(undefined, outside, { mode: "node" });
+    const handle = outside.setTimeout(() => {}, 5) as Timer;
+    assert.ok(defaultLoop().aliveReasons().some((reason) => reason.label.includes(`id ${handle.id}`)));
+    outside.clearTimeout(handle);
+  }
+  await loop.close();
+});
