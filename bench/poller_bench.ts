@@ -24,6 +24,11 @@ const EXTRA = {
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  // The FIFOs live in a private temp dir made and removed through libc, so the bench needs no
+  // --allow-write (deno task bench does not grant it).
+  mkdtemp: { parameters: ["buffer"], result: "pointer" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 const RLIMIT_NOFILE = 7;
@@ -39,6 +44,10 @@ addEventListener("unload", () => {
     }
   }
 });
+
+function cString(text: string): Uint8Array {
+  return new TextEncoder().encode(text + "\0");
+}
 
 function setUpPollPass() {
   const lib = Deno.dlopen("libc.so.6", EXTRA);
@@ -86,8 +95,18 @@ function setUpPollPass() {
       return Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6;
     },
     mkfifo(path: string): void {
-      const rc = lib.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600);
+      const rc = lib.symbols.mkfifo(cString(path), 0o600);
       if (rc !== 0) throw new Error(`mkfifo(${path}) failed: errno ${fd.errno()}`);
+      cleanups.push(() => void lib.symbols.unlink(cString(path)));
+    },
+    makeTempDir(): string {
+      const template = cString("/tmp/poller_bench_XXXXXX");
+      if (lib.symbols.mkdtemp(template) === null) {
+        throw new Error(`mkdtemp failed: errno ${fd.errno()}`);
+      }
+      const path = new TextDecoder().decode(template.subarray(0, template.length - 1));
+      cleanups.push(() => void lib.symbols.rmdir(cString(path)));
+      return path;
     },
   };
 }
@@ -96,10 +115,12 @@ if (linux) {
   const setup = setUpPollPass();
   const batch = new EventBatch(64);
 
-  for (const [name, small, large] of [
-    ["epoll", setup.epollSmall, setup.epollLarge],
-    ["poll(2)", setup.pollSmall, setup.pollLarge],
-  ] as const) {
+  for (
+    const [name, small, large] of [
+      ["epoll", setup.epollSmall, setup.epollLarge],
+      ["poll(2)", setup.pollSmall, setup.pollLarge],
+    ] as const
+  ) {
     // Sanity: both report exactly 10 ready fds.
     if (small.wait(batch, 0) !== READY || large.wait(batch, 0) !== READY) {
       throw new Error(`${name}: expected ${READY} ready fds`);
@@ -122,8 +143,7 @@ if (linux) {
   }
 
   // ---- wake latency from another process ----
-  const dir = Deno.makeTempDirSync({ prefix: "poller_bench_" });
-  cleanups.push(() => Deno.removeSync(dir, { recursive: true }));
+  const dir = setup.makeTempDir();
   const fifoA = `${dir}/a.fifo`; // watched by our pollers (raw, non-blocking fd)
   const fifoB = `${dir}/b.fifo`; // read with Deno's own FsFile (baseline)
   setup.mkfifo(fifoA);
@@ -158,6 +178,7 @@ if (linux) {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
+  child.unref();
   const fileB = await Deno.open(fifoB, { read: true }); // returns once the child opened it
   const writer = child.stdin.getWriter();
   cleanups.push(() => {
@@ -176,7 +197,7 @@ if (linux) {
   const stampBytes = new Uint8Array(stamp.buffer);
   const oneWay = new Map<string, number[]>();
 
-  async function viaPoller(label: string, poller: Poller): Promise<void> {
+  const viaPoller = async (label: string, poller: Poller): Promise<void> => {
     const parked = poller.waitAsync(batch, 5000); // parked before the child is even asked
     await writer.write(CMD_A);
     let count = await parked;
@@ -185,13 +206,13 @@ if (linux) {
     const got = fd.libc().read(rawA, stampBytes, 8n);
     if (Number(got) !== 8) throw new Error(`short read from the FIFO: ${got}`);
     record(label, nowMs - stamp[0]);
-  }
+  };
 
-  function record(label: string, ms: number): void {
+  const record = (label: string, ms: number): void => {
     let list = oneWay.get(label);
     if (list === undefined) oneWay.set(label, list = []);
     list.push(ms);
-  }
+  };
 
   const epoll = createPoller({ backend: "epoll" });
   const poll = createPoller({ backend: "poll" });
@@ -224,14 +245,18 @@ if (linux) {
     group: "wake latency (another process writes)",
     n: 2000,
     warmup: 100,
-    fn: () => viaPoller("epoll waitAsync", epoll),
+    async fn() {
+      await viaPoller("epoll waitAsync", epoll);
+    },
   });
   Deno.bench({
     name: "poll(2) waitAsync on a FIFO (round trip via child)",
     group: "wake latency (another process writes)",
     n: 2000,
     warmup: 100,
-    fn: () => viaPoller("poll(2) waitAsync", poll),
+    async fn() {
+      await viaPoller("poll(2) waitAsync", poll);
+    },
   });
 
   cleanups.push(() => {

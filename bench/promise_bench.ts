@@ -143,7 +143,7 @@ if (import.meta.main || Deno.args.includes("--heap")) {
   let nativeChainBytes = 0;
   onLoop(() => {
     loopBytes = heapBytesPer(() => new LoopPromise(noop), N);
-    const root = new LoopPromise(noop);
+    const root = new LoopPromise<number>(noop);
     chainBytes = heapBytesPer(() => root.then(inc), N);
   });
   const nativeRoot = new Promise<number>(noop);

@@ -1,6 +1,14 @@
 import { PollerError } from "./errors.ts";
 import { errnoName, LINUX_ERRNO } from "./_errno.ts";
-import { ERROR, type EventBatch, HANGUP, type Poller, PRIORITY, READABLE, WRITABLE } from "./types.ts";
+import {
+  ERROR,
+  type EventBatch,
+  HANGUP,
+  type Poller,
+  PRIORITY,
+  READABLE,
+  WRITABLE,
+} from "./types.ts";
 import { checkBatch, checkFd, checkInterest, checkToken, normaliseTimeout } from "./_validate.ts";
 
 const ALL_READINESS = READABLE | WRITABLE | PRIORITY | HANGUP | ERROR;
@@ -208,7 +216,11 @@ export class FakePoller implements Poller {
     this.#checkOpen("register");
     if (!inRange) throw codeError("register", LINUX_ERRNO.EBADF, `fd ${fd} is not valid`);
     if (this.#registrations.has(fd)) {
-      throw codeError("register", LINUX_ERRNO.EEXIST, `fd ${fd} is already registered (use modify)`);
+      throw codeError(
+        "register",
+        LINUX_ERRNO.EEXIST,
+        `fd ${fd} is already registered (use modify)`,
+      );
     }
     if (this.#supports !== undefined && !this.#supports(fd, interest)) {
       throw codeError("register", LINUX_ERRNO.EPERM, `fd ${fd} cannot be polled`);

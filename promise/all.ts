@@ -6,7 +6,7 @@
  */
 import type { LoopPromise } from "./loop_promise.ts";
 import { ALL, combine } from "./_combinator.ts";
-import type { AbortLosersOptions, CombinatorOptions, TaskFactory, TaskResults } from "./types.ts";
+import type { AbortLosersOptions, CombinatorOptions, TaskResults, TaskValue } from "./types.ts";
 
 /**
  * Waits for every input: a promise of their values in input order, rejected with the first
@@ -53,7 +53,7 @@ import type { AbortLosersOptions, CombinatorOptions, TaskFactory, TaskResults } 
  * console.log(aborted); // ["slow"]
  * ```
  */
-export function all<const F extends readonly TaskFactory<unknown>[]>(
+export function all<const F extends readonly unknown[]>(
   values: F,
   options: AbortLosersOptions,
 ): LoopPromise<TaskResults<F>>;
@@ -64,10 +64,10 @@ export function all<const F extends readonly TaskFactory<unknown>[]>(
  * @param options `abortLosers: true`, `loop`, `signal`.
  * @returns A promise of the results in input order.
  */
-export function all<T>(
-  values: Iterable<TaskFactory<T> | T>,
+export function all<V>(
+  values: Iterable<V>,
   options: AbortLosersOptions,
-): LoopPromise<Awaited<T>[]>;
+): LoopPromise<TaskValue<V>[]>;
 /**
  * `Promise.all` over a tuple.
  *

@@ -6,7 +6,7 @@
  */
 import type { LoopPromise } from "./loop_promise.ts";
 import { ANY, combine } from "./_combinator.ts";
-import type { AbortLosersOptions, CombinatorOptions, TaskFactory } from "./types.ts";
+import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.ts";
 
 /**
  * Fulfils with the first input to fulfil; if all reject, rejects with an `AggregateError` whose
@@ -52,10 +52,7 @@ import type { AbortLosersOptions, CombinatorOptions, TaskFactory } from "./types
  * console.log(answer); // "yes"
  * ```
  */
-export function any<T>(
-  values: Iterable<TaskFactory<T> | T>,
-  options: AbortLosersOptions,
-): LoopPromise<Awaited<T>>;
+export function any<V>(values: Iterable<V>, options: AbortLosersOptions): LoopPromise<TaskValue<V>>;
 /**
  * `Promise.any` over any iterable.
  *

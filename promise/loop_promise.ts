@@ -5,8 +5,15 @@
  * @module
  */
 import { Loop } from "../loop/loop.ts";
-import { currentLoop } from "../loop/default_loop.ts";
-import { kAfterCheckpoint, kReportHandled, kReportUnhandled } from "../loop/_internal.ts";
+import { currentLoop, defaultLoop } from "../loop/default_loop.ts";
+import {
+  kAfterCheckpoint,
+  kReportHandled,
+  kReportUnhandled,
+  kTrack,
+  kUntrack,
+  type TrackedResource,
+} from "../loop/_internal.ts";
 import { all } from "./all.ts";
 import { allSettled } from "./all_settled.ts";
 import { any } from "./any.ts";
@@ -58,6 +65,14 @@ class HandlerPair {
   }
 }
 
+/**
+ * How many native microtask turns a rejection left unhandled at the end of a loop checkpoint may
+ * still be handled in. `await p` and `return p` in async functions attach their handler to a
+ * LoopPromise from a native microtask (V8 calls `then` of a thenable in a job), which runs only
+ * after the loop's batch: without this grace, `await LoopPromise.reject(e)` would be reported.
+ */
+const REPORT_AFTER_NATIVE_TURNS = 16;
+
 const INTERNAL: unique symbol = Symbol("LoopPromise.internal");
 /** Where a loop keeps its promise runtime (set on first use). */
 const kRuntime: unique symbol = Symbol("eventloop.promiseRuntime");
@@ -107,6 +122,20 @@ class Runtime {
   unhandled: AnyPromise[] = [];
   checkScheduled = false;
   checkUnhandled: () => void = noop;
+  /** Unhandled after a checkpoint; reported unless handled within a few native microtask turns. */
+  suspects: AnyPromise[] = [];
+  suspectDeadlines: number[] = [];
+  hop = 0;
+  hopScheduled = false;
+  nativeHop: () => void = noop;
+  /** Keeps `run()` alive until the suspects are judged (tracked only meanwhile). */
+  pendingCheck: TrackedResource | undefined = undefined;
+  /**
+   * Whether adopting a foreign thenable keeps the loop alive until it answers (explicit loops: so
+   * `run()` waits for the native promises its promises follow). The default loop does not: native
+   * work keeps the process alive by itself, and wakes the loop when it answers.
+   */
+  refAdoptions = false;
   /** The loop refused a microtask (it is closed): jobs now run on native microtasks. */
   native = false;
   nativeScheduled = false;
@@ -834,27 +863,47 @@ export class LoopPromise<T> implements PromiseLike<T> {
     job.#head = undefined;
     job.#handler = undefined;
     job.#value = undefined;
+    const rt = target.#rt;
     let called = false;
+    // Assigned below, after `then` returns, but read by `answered` (which may run first).
+    // deno-lint-ignore prefer-const
+    let waiting: TrackedResource | undefined;
+    const answered = (): boolean => {
+      if (called) return false;
+      called = true;
+      if (waiting !== undefined) rt.loop[kUntrack](waiting);
+      return true;
+    };
     try {
       then.call(
         thenable,
         (value: unknown): void => {
-          if (called) return;
-          called = true;
-          LoopPromise.#resolve(target, value);
+          if (answered()) LoopPromise.#resolve(target, value);
         },
         (reason: unknown): void => {
-          if (called) return;
-          called = true;
-          LoopPromise.#settle(target, REJECTED, reason);
+          if (answered()) LoopPromise.#settle(target, REJECTED, reason);
         },
       );
     } catch (error) {
-      if (!called) {
+      if (answered()) LoopPromise.#settle(target, REJECTED, error);
+    }
+    if (called || !rt.refAdoptions || rt.native) return;
+    // Waiting on outside work (a native promise, say): keep run() alive until it answers, and
+    // reject on close rather than hang.
+    waiting = {
+      kind: "promise.adopt",
+      label: `a LoopPromise adopting ${
+        thenable instanceof Promise ? "a native Promise" : "a thenable"
+      }`,
+      refed: true,
+      dispose: (error: unknown): "rejected" | "cancelled" => {
+        if (called) return "cancelled";
         called = true;
         LoopPromise.#settle(target, REJECTED, error);
-      }
-    }
+        return "rejected";
+      },
+    };
+    rt.loop[kTrack](waiting);
   }
 
   /** The A+ resolution procedure. `promise` is pending (its resolve functions are spent). */
@@ -959,20 +1008,72 @@ export class LoopPromise<T> implements PromiseLike<T> {
     else rt.loop[kAfterCheckpoint](rt.checkUnhandled);
   }
 
-  /** After a checkpoint: reports each still-unhandled rejection once. */
+  /**
+   * After a checkpoint: the rejections still unhandled become suspects, judged after a few native
+   * microtask turns (see REPORT_AFTER_NATIVE_TURNS).
+   */
   static #checkUnhandled(rt: Runtime): void {
     rt.checkScheduled = false;
     const list = rt.unhandled;
     if (list.length === 0) return;
     rt.unhandled = [];
-    const loop = rt.loop;
+    const deadline = rt.hop + REPORT_AFTER_NATIVE_TURNS;
     for (let i = 0; i < list.length; i++) {
       const promise = list[i];
-      const flags = promise.#flags;
-      if ((flags & HANDLED) !== 0) continue;
-      promise.#flags = flags | REPORTED;
-      loop[kReportUnhandled](promise.#value, promise);
+      if ((promise.#flags & (HANDLED | REPORTED)) !== 0) continue;
+      rt.suspects.push(promise);
+      rt.suspectDeadlines.push(deadline);
     }
+    if (rt.suspects.length === 0 || rt.hopScheduled) return;
+    rt.hopScheduled = true;
+    if (!rt.native && rt.loop.state !== "closed") {
+      rt.pendingCheck = {
+        kind: "promise.rejectionCheck",
+        label: "pending unhandled-rejection check",
+        refed: true,
+        dispose: () => {
+          rt.pendingCheck = undefined;
+          LoopPromise.#judge(rt, true);
+          return "cancelled";
+        },
+      };
+      rt.loop[kTrack](rt.pendingCheck);
+    }
+    queueMicrotask(rt.nativeHop);
+  }
+
+  /** One native microtask turn: drops handled suspects, reports those whose grace ran out. */
+  static #judge(rt: Runtime, final: boolean): void {
+    const hop = ++rt.hop;
+    const suspects = rt.suspects;
+    const deadlines = rt.suspectDeadlines;
+    let kept = 0;
+    let reports: AnyPromise[] | undefined;
+    for (let i = 0; i < suspects.length; i++) {
+      const promise = suspects[i];
+      if ((promise.#flags & (HANDLED | REPORTED)) !== 0) continue;
+      if (final || deadlines[i] <= hop) {
+        promise.#flags |= REPORTED;
+        (reports ??= []).push(promise);
+        continue;
+      }
+      suspects[kept] = promise;
+      deadlines[kept++] = deadlines[i];
+    }
+    suspects.length = kept;
+    deadlines.length = kept;
+    if (kept !== 0 && !final) queueMicrotask(rt.nativeHop);
+    else {
+      rt.hopScheduled = false;
+      if (rt.pendingCheck !== undefined) {
+        const resource = rt.pendingCheck;
+        rt.pendingCheck = undefined;
+        rt.loop[kUntrack](resource);
+      }
+    }
+    if (reports === undefined) return;
+    const loop = rt.loop;
+    for (const promise of reports) loop[kReportUnhandled](promise.#value, promise);
   }
 
   static {
@@ -987,6 +1088,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
         );
       }
       const rt = new Runtime(loop);
+      rt.refAdoptions = loop !== defaultLoop();
       // Closures made here reach the engine directly (no extra call layer per job).
       rt.drainOne = () => {
         const job = rt.head;
@@ -998,6 +1100,9 @@ export class LoopPromise<T> implements PromiseLike<T> {
         LoopPromise.#run(job);
       };
       rt.checkUnhandled = () => LoopPromise.#checkUnhandled(rt);
+      rt.nativeHop = () => {
+        if (rt.hopScheduled) LoopPromise.#judge(rt, false);
+      };
       rt.drainAll = () => LoopPromise.#drainAll(rt);
       Object.defineProperty(loop, kRuntime, { value: rt });
       return rt;

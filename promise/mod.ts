@@ -38,6 +38,7 @@ export type {
   SettledOutcome,
   TaskFactory,
   TaskResults,
+  TaskValue,
 } from "./types.ts";
 export { abortable, type AbortableOptions } from "./abortable.ts";
 export { deadline, type DeadlineOptions } from "./deadline.ts";

@@ -6,7 +6,7 @@
  */
 import type { LoopPromise } from "./loop_promise.ts";
 import { combine, RACE } from "./_combinator.ts";
-import type { AbortLosersOptions, CombinatorOptions, TaskFactory } from "./types.ts";
+import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.ts";
 
 /**
  * Settles like the first input to settle, exactly as `Promise.race` (iteration order, one read of
@@ -45,10 +45,10 @@ import type { AbortLosersOptions, CombinatorOptions, TaskFactory } from "./types
  * console.log(await race([mirror("far", 500), mirror("near", 5)], { abortLosers: true })); // "near"
  * ```
  */
-export function race<T>(
-  values: Iterable<TaskFactory<T> | T>,
+export function race<V>(
+  values: Iterable<V>,
   options: AbortLosersOptions,
-): LoopPromise<Awaited<T>>;
+): LoopPromise<TaskValue<V>>;
 /**
  * `Promise.race` over any iterable.
  *

@@ -173,7 +173,7 @@ function onInput(state: SettledState, index: number, rejected: boolean, value: u
  * of `for await`) stops early. While inputs are pending, the iterator is tracked on its loop:
  * closing the loop makes a waiting `next()` reject with `LoopClosedError`.
  *
- * @typeParam T The values' type.
+ * @typeParam V The inputs' type.
  * @param values An iterable of values, promises or thenables.
  * @param options `loop` and `signal`.
  * @returns The async iterator.
@@ -188,10 +188,10 @@ function onInput(state: SettledState, index: number, rejected: boolean, value: u
  * }
  * ```
  */
-export function settled<T>(
-  values: Iterable<T | PromiseLike<T>>,
+export function settled<V>(
+  values: Iterable<V>,
   options?: SettledOptions,
-): SettledIterator<Awaited<T>> {
+): SettledIterator<Awaited<V>> {
   checkOptions(options, "iterate settled promises");
   const signal = checkSignal(options?.signal, "iterate settled promises");
   const rt = runtimeOf(options?.loop ?? currentLoop());
@@ -199,7 +199,7 @@ export function settled<T>(
   if (signal?.aborted) {
     for (const value of values) observe(rt, value, onInput, state, state.count++);
     state.fail(signal.reason);
-    return state as SettledIterator<Awaited<T>>;
+    return state as SettledIterator<Awaited<V>>;
   }
   for (const value of values) {
     state.pending++;
@@ -207,7 +207,7 @@ export function settled<T>(
   }
   if (state.pending === 0) {
     state.finished = true;
-    return state as SettledIterator<Awaited<T>>;
+    return state as SettledIterator<Awaited<V>>;
   }
   if (signal !== undefined) {
     state.signal = signal;
@@ -215,5 +215,5 @@ export function settled<T>(
   }
   state.tracked = true;
   rt.loop[kTrack](state);
-  return state as SettledIterator<Awaited<T>>;
+  return state as SettledIterator<Awaited<V>>;
 }

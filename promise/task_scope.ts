@@ -68,8 +68,10 @@ function onTask(scope: TaskScope<unknown>, id: number, rejected: boolean, value:
 }
 
 /**
- * A scope for concurrent tasks. `spawn(task)` starts `task(signal)` at once; the scope waits for
- * every task when it is disposed (`await using scope = new TaskScope()`), and:
+ * A scope for concurrent tasks. `spawn(task)` starts `task(signal)` at once, with a signal of its
+ * own that the scope aborts (with the scope's abort reason) only while the task runs, so a
+ * finished task's resources are never cancelled. The scope waits for every task when it is
+ * disposed (`await using scope = new TaskScope()`), and:
  *
  * - the first failure (a task that rejects or throws) aborts the other tasks through their signal
  *   (a `DOMException` named `AbortError` whose `cause` is the failure), unless `failFast: false`;
@@ -141,6 +143,8 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
   #onOuterAbort: (() => void) | undefined = undefined;
   #nextId = 0;
   #running = 0;
+  /** The running tasks' own controllers: an abort reaches only the tasks still running. */
+  #tasks = new Map<number, AbortController>();
   #tracked = false;
   #closed = false;
   #abortedByUser = false;
@@ -161,6 +165,10 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     this.#rt = runtimeOf(options?.loop ?? currentLoop());
     this.#failFast = options?.failFast !== false;
     this.#state = new ScopeState(this as TaskScope<unknown>, options?.label ?? "TaskScope");
+    const scopeSignal = this.#controller.signal;
+    scopeSignal.addEventListener("abort", () => {
+      for (const controller of this.#tasks.values()) controller.abort(scopeSignal.reason);
+    }, { once: true });
     const outer = checkSignal(options?.signal, "create a TaskScope");
     this.#outer = outer;
     if (outer !== undefined) {
@@ -174,7 +182,8 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
 
   /**
    * The scope's signal: aborted on the first failure (with `failFast`), by
-   * {@linkcode TaskScope.abort}, by the outer signal, or when the loop closes.
+   * {@linkcode TaskScope.abort}, by the outer signal, or when the loop closes. Its reason is what
+   * the running tasks' signals are aborted with.
    *
    * @example
    * ```ts
@@ -212,7 +221,8 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
    * with the abort reason.
    *
    * @typeParam R The task's value type.
-   * @param task Receives the scope's signal; may return a value, a promise or throw.
+   * @param task Receives its own signal (aborted when the scope aborts while it runs); may return
+   * a value, a promise or throw.
    * @returns The task's result.
    * @throws {TypeError} If `task` is not a function, or the scope was disposed.
    *
@@ -240,18 +250,20 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     const rt = this.#rt;
     const result = makePromise<Awaited<R>>(rt);
     markHandled(result);
-    const signal = this.#controller.signal;
-    if (signal.aborted) {
-      settlePromise(result, true, signal.reason);
+    const scopeSignal = this.#controller.signal;
+    if (scopeSignal.aborted) {
+      settlePromise(result, true, scopeSignal.reason);
       return result;
     }
     const id = this.#nextId++;
+    const controller = new AbortController();
+    this.#tasks.set(id, controller);
     if (this.#running++ === 0 && !this.#tracked) {
       this.#tracked = true;
       rt.loop[kTrack](this.#state);
     }
     try {
-      resolvePromise(result, task(signal));
+      resolvePromise(result, task(controller.signal));
     } catch (error) {
       settlePromise(result, true, error);
     }
@@ -388,6 +400,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
   #taskSettled(id: number, rejected: boolean, value: unknown): void {
     if (this.#closedBy !== undefined) return;
     this.#running--;
+    this.#tasks.delete(id);
     const signal = this.#controller.signal;
     if (rejected && !(signal.aborted && value === signal.reason)) {
       this.#failures.push({ id, reason: value, taken: false });

@@ -44,7 +44,10 @@ export type SettledOutcome<T> =
   // deno-lint-ignore no-explicit-any
   | { status: "rejected"; reason: any };
 
+/** The value a task-factory-mode input yields: a factory's awaited result, or the input awaited. */
+export type TaskValue<V> = V extends TaskFactory<infer R> ? Awaited<R> : Awaited<V>;
+
 /** The results of task factories, in input order (a tuple for a tuple of factories). */
 export type TaskResults<F extends readonly unknown[]> = {
-  -readonly [P in keyof F]: F[P] extends TaskFactory<infer R> ? Awaited<R> : Awaited<F[P]>;
+  -readonly [P in keyof F]: TaskValue<F[P]>;
 };

@@ -1,7 +1,7 @@
 // The Linux backend: epoll (level-triggered) with an eventfd waker.
 import { PollerError } from "../errors.ts";
 import { errnoName, LINUX_ERRNO } from "../_errno.ts";
-import { type EventBatch, ERROR, HANGUP, type Poller } from "../types.ts";
+import { ERROR, type EventBatch, HANGUP, type Poller } from "../types.ts";
 import {
   checkBatch,
   checkFd,
@@ -17,8 +17,8 @@ import {
   EPOLL_CTL_MOD,
   type EpollEventLayout,
   epollEventLayout,
-  epollToReadiness,
   EPOLLIN,
+  epollToReadiness,
   interestToEpoll,
   O_CLOEXEC,
   O_NONBLOCK,
@@ -230,7 +230,7 @@ export class EpollPoller implements Poller {
     checkBatch(batch);
     const ms = normaliseTimeout(timeoutMs);
     this.#checkOpen(this.#hasPwait2 ? "epoll_pwait2" : "epoll_wait");
-    const buffers = this.#buffersFor(this.#sync, batch.capacity);
+    const buffers = this.#sync = this.#buffersFor(this.#sync, batch.capacity);
     const s = this.#lib.symbols;
     let n: number;
     if (this.#hasPwait2) {
@@ -268,8 +268,7 @@ export class EpollPoller implements Poller {
         new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
       );
     }
-    const buffers = this.#buffersFor(this.#async, batch.capacity);
-    this.#async = buffers;
+    const buffers = this.#async = this.#buffersFor(this.#async, batch.capacity);
     const s = this.#lib.symbols;
     let call: Promise<number>;
     if (this.#hasPwait2) {
@@ -375,7 +374,6 @@ export class EpollPoller implements Poller {
   #buffersFor(buffers: WaitBuffers, capacity: number): WaitBuffers {
     if (buffers.capacity >= capacity) return buffers;
     const grown = makeWaitBuffers(Math.max(capacity, buffers.capacity * 2), this.#layout);
-    if (buffers === this.#sync) this.#sync = grown;
     return grown;
   }
 

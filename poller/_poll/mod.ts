@@ -1,4 +1,4 @@
 // The portable poll(2) backend (private). Nothing here opens a library until createPollPoller() runs.
 export { createPollPoller, PollPoller } from "./poll_poller.ts";
 export { POLLFD_LAYOUT } from "./_layout.ts";
-export { pollPlatform, type PollPlatform } from "./_ffi.ts";
+export { type PollPlatform, pollPlatform } from "./_ffi.ts";

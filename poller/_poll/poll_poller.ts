@@ -5,7 +5,7 @@
 // fds, or where nothing better exists.
 import { PollerError } from "../errors.ts";
 import { errnoName, POSIX_ERRNO } from "../_errno.ts";
-import { type EventBatch, ERROR, HANGUP, type Poller } from "../types.ts";
+import { ERROR, type EventBatch, HANGUP, type Poller } from "../types.ts";
 import {
   checkBatch,
   checkFd,
@@ -132,7 +132,11 @@ export class PollPoller implements Poller {
     this.#checkOpen("poll");
     if (!inRange) throw this.#codeError("poll", POSIX_ERRNO.EBADF, `fd ${fd} is not valid`);
     if (this.#slotOf(fd) !== 0) {
-      throw this.#codeError("poll", POSIX_ERRNO.EEXIST, `fd ${fd} is already registered (use modify)`);
+      throw this.#codeError(
+        "poll",
+        POSIX_ERRNO.EEXIST,
+        `fd ${fd} is already registered (use modify)`,
+      );
     }
     // poll() would only say POLLNVAL later; check now, like epoll_ctl does.
     if (this.#lib.symbols.fcntl(fd, F_GETFD) < 0) {

@@ -79,11 +79,6 @@ function tokensOf(batch: EventBatch): number[] {
   return Array.from(batch.tokens.subarray(0, batch.length)).sort((x, y) => x - y);
 }
 
-function readinessOf(batch: EventBatch, token: number): number {
-  for (let i = 0; i < batch.length; i++) if (batch.tokens[i] === token) return batch.readiness[i];
-  return 0;
-}
-
 function assertPollerError(fn: () => unknown, code: string): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof PollerError, `expected a PollerError, got ${error}`);

@@ -1,4 +1,5 @@
 // The behavioural suite against the epoll backend, over pipes and over AF_UNIX socketpairs.
+import assert from "node:assert/strict";
 import { createPoller } from "../../poller/mod.ts";
 import { createEpollPoller } from "../../poller/_epoll/mod.ts";
 import { pipePair, regularFile, socketPair } from "./_pairs.ts";
@@ -30,4 +31,22 @@ pollerSuite({
   makePair: pipePair,
   makeUnsupported: regularFile,
   ignore: !linux,
+});
+
+Deno.test({
+  name: "createPoller() picks epoll on Linux, and the poll(2) fallback on request",
+  ignore: !linux,
+  async fn() {
+    const native = createPoller();
+    const fallback = createPoller({ backend: "poll" });
+    try {
+      assert.equal(native.backend, "epoll");
+      assert.equal(fallback.backend, "poll");
+      assert.equal(native.closed, false);
+    } finally {
+      await native.close();
+      await fallback.close();
+    }
+    assert.equal(native.closed, true);
+  },
 });

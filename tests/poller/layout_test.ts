@@ -32,7 +32,12 @@ Deno.test("epoll_event layout is pinned per arch", () => {
 });
 
 Deno.test("pollfd layout is pinned", () => {
-  assert.deepEqual({ ...POLLFD_LAYOUT }, { size: 8, fdOffset: 0, eventsOffset: 4, reventsOffset: 6 });
+  assert.deepEqual({ ...POLLFD_LAYOUT }, {
+    size: 8,
+    fdOffset: 0,
+    eventsOffset: 4,
+    reventsOffset: 6,
+  });
 });
 
 Deno.test("errno names per OS family", () => {
@@ -81,7 +86,10 @@ Deno.test({
       assert.equal(lib.symbols.epoll_wait(epfd, out, 2, 1000), 2);
       const view = new DataView(out.buffer);
       const seen = [0, 1].map((i) => {
-        assert.equal(view.getUint32(i * layout.size + layout.eventsOffset, true) & EPOLLIN, EPOLLIN);
+        assert.equal(
+          view.getUint32(i * layout.size + layout.eventsOffset, true) & EPOLLIN,
+          EPOLLIN,
+        );
         return view.getBigUint64(i * layout.size + layout.dataOffset, true);
       });
       assert.deepEqual(seen.sort(), [...datas].sort());

@@ -42,10 +42,12 @@ async function probe(flags: string[]): Promise<Record<string, unknown>> {
   return JSON.parse(new TextDecoder().decode(stdout));
 }
 
-for (const [label, flags, state] of [
-  ["without --allow-ffi", [], "prompt"],
-  ["with --deny-ffi", ["--deny-ffi"], "denied"],
-] as const) {
+for (
+  const [label, flags, state] of [
+    ["without --allow-ffi", [], "prompt"],
+    ["with --deny-ffi", ["--deny-ffi"], "denied"],
+  ] as const
+) {
   Deno.test(`poller/mod.ts loads ${label}; createPoller throws a permission error`, async () => {
     const result = await probe([...flags]);
     assert.equal(result.imported, true);

@@ -213,12 +213,13 @@ function macrotasks(): { next: () => Promise<void>; close: () => void } {
   };
 }
 
-const combinators = [
-  { name: "all", native: (xs: unknown[]) => Promise.all(xs), ours: all },
-  { name: "allSettled", native: (xs: unknown[]) => Promise.allSettled(xs), ours: allSettled },
-  { name: "race", native: (xs: unknown[]) => Promise.race(xs), ours: race },
-  { name: "any", native: (xs: unknown[]) => Promise.any(xs), ours: any },
-] as const;
+type Ours = (values: Iterable<unknown>, options: { loop: Loop }) => LoopPromise<unknown>;
+const combinators: { name: string; native: (xs: unknown[]) => Promise<unknown>; ours: Ours }[] = [
+  { name: "all", native: (xs) => Promise.all(xs), ours: all as Ours },
+  { name: "allSettled", native: (xs) => Promise.allSettled(xs), ours: allSettled as Ours },
+  { name: "race", native: (xs) => Promise.race(xs), ours: race as Ours },
+  { name: "any", native: (xs) => Promise.any(xs), ours: any as Ours },
+];
 
 Deno.test("combinators agree with native on values, settlement and identity for any settle order", async (t) => {
   for (const combinator of combinators) {
@@ -237,7 +238,7 @@ Deno.test("combinators agree with native on values, settlement and identity for 
                 }
               };
               const expected = observeNative(combinator.native(inputs));
-              const actual = combinator.ours(inputs, { loop }) as LoopPromise<unknown>;
+              const actual = combinator.ours(inputs, { loop });
               await drain();
               for (const event of events) {
                 event();
@@ -285,14 +286,15 @@ Deno.test("combinators agree with native on iterables: generators, strings, empt
         throw boom;
       }],
       ["not iterable", () => 42 as unknown as Iterable<unknown>],
-      ["non-object iterator result", () => ({
-        [Symbol.iterator]: () => ({ next: () => 1 }),
-      }) as unknown as Iterable<unknown>],
+      ["non-object iterator result", () =>
+        ({
+          [Symbol.iterator]: () => ({ next: () => 1 }),
+        }) as unknown as Iterable<unknown>],
     ];
     for (const [label, make] of sources) {
       for (const combinator of combinators) {
         const expected = observeNative(combinator.native(make() as unknown[]));
-        const actual = combinator.ours(make() as unknown[], { loop }) as LoopPromise<unknown>;
+        const actual = combinator.ours(make(), { loop });
         for (let i = 0; i < 8; i++) {
           loop.runOnce();
           await turns.next();

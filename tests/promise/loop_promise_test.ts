@@ -2,7 +2,7 @@
 // reporting, async/await and native promise interplay, behaviour on close.
 import assert from "node:assert/strict";
 import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
-import { all, LoopPromise, race } from "../../promise/mod.ts";
+import { all, LoopPromise, race, toNative } from "../../promise/mod.ts";
 
 /** A loop that records unhandled and handled reports. */
 function reportingLoop(): {
@@ -80,7 +80,8 @@ Deno.test("LoopPromise basics: construction, inspection, statics", async (t) => 
     await t.step("bad arguments throw TypeError", () => {
       assert.throws(() => new LoopPromise(42 as never, { loop }), {
         name: "TypeError",
-        message: /Cannot construct a LoopPromise as the executor must be a function: current value is 42/,
+        message:
+          /Cannot construct a LoopPromise as the executor must be a function: current value is 42/,
       });
       assert.throws(() => new LoopPromise(() => {}, { loop: {} as Loop }), {
         name: "TypeError",
@@ -417,15 +418,18 @@ Deno.test("unhandled rejections are reported once, per loop, and later handling 
     await loop.close();
   });
 
-  await t.step("an explicit loop without onUnhandledRejection fails fast: run() rejects", async () => {
-    const loop = new Loop();
-    const error = new Error("fail fast");
-    loop.submit(() => {
-      LoopPromise.reject(error);
-    });
-    await assert.rejects(loop.run(), (e) => e === error);
-    await loop.close();
-  });
+  await t.step(
+    "an explicit loop without onUnhandledRejection fails fast: run() rejects",
+    async () => {
+      const loop = new Loop();
+      const error = new Error("fail fast");
+      loop.submit(() => {
+        LoopPromise.reject(error);
+      });
+      await assert.rejects(loop.run(), (e) => e === error);
+      await loop.close();
+    },
+  );
 
   await t.step("the default loop dispatches cancelable events on globalThis", async () => {
     const events: { type: string; reason?: unknown; promise: unknown; cancelable: boolean }[] = [];
@@ -468,7 +472,10 @@ Deno.test("async/await and native promise interplay", async (t) => {
   await t.step("await a LoopPromise (default loop), async functions returning one", async () => {
     const p = new LoopPromise<number>((resolve) => setTimeout(() => resolve(41), 1));
     assert.equal(await p, 41);
-    const f = async () => LoopPromise.resolve(1).then((v) => v + 1);
+    const f = async () => {
+      await null;
+      return LoopPromise.resolve(1).then((v) => v + 1); // adopted by the async function's promise
+    };
     assert.equal(await f(), 2);
     const error = new Error("awaited rejection");
     await assert.rejects(async () => await LoopPromise.reject(error), (e) => e === error);
@@ -480,29 +487,65 @@ Deno.test("async/await and native promise interplay", async (t) => {
     const nativeFromLoop = Promise.resolve(LoopPromise.resolve("loop", { loop }));
     const error = new Error("native rejection");
     const rejectedFromNative = LoopPromise.resolve(Promise.reject(error), { loop }).catch((e) => e);
-    const running = loop.run();
-    assert.equal(await fromNative, "native");
-    assert.equal(await nativeFromLoop, "loop");
-    assert.equal(await rejectedFromNative, error);
-    await running;
+    // Observed before run(): reactions of an explicit loop run only while it runs, and run() waits
+    // for the native promises its promises adopt.
+    const observed = Promise.all([
+      toNative(fromNative),
+      nativeFromLoop,
+      toNative(rejectedFromNative),
+    ]);
+    await loop.run();
+    assert.deepEqual(await observed, ["native", "loop", error]);
     await loop.close();
   });
 
-  await t.step("async functions inside loop callbacks await LoopPromises", async () => {
-    const loop = new Loop({ clock: new VirtualClock() });
+  await t.step("run() waits for adopted native promises; close rejects them", async () => {
+    const loop = new Loop({ onUnhandledRejection: () => {} });
+    let resolveLater!: (v: string) => void;
+    const later = LoopPromise.resolve(new Promise<string>((r) => resolveLater = r), { loop });
     const log: string[] = [];
-    const sleep = (ms: number) => new LoopPromise<void>((r) => loop.setTimeout(r, ms), { loop });
-    loop.submit(async () => {
-      log.push(`start ${loop.now()}`);
-      await sleep(100);
-      log.push(`after 100 at ${loop.now()}`);
-      const values = await all([sleep(50).then(() => "a"), "b", Promise.resolve("c")], { loop });
-      log.push(`${values.join("")} at ${loop.now()}`);
-    });
-    await loop.run();
-    assert.deepEqual(log, ["start 0", "after 100 at 100", "abc at 150"]);
-    await loop.close();
+    later.then((v) => log.push(v));
+    const running = loop.run();
+    assert.deepEqual(loop.aliveReasons().map((r) => r.kind), ["promise.adopt"]);
+    setTimeout(() => resolveLater("answered"), 5);
+    await running;
+    assert.deepEqual(log, ["answered"]);
+    const never = LoopPromise.resolve(new Promise(() => {}), { loop });
+    loop.runOnce();
+    const report = await loop.close();
+    assert.deepEqual(report.items.map((i) => [i.kind, i.disposition]), [[
+      "promise.adopt",
+      "rejected",
+    ]]);
+    assert.ok(never.reason instanceof LoopClosedError);
   });
+
+  await t.step(
+    "async functions on an explicit loop: adopt their promise to keep it alive",
+    async () => {
+      const loop = new Loop({ clock: new VirtualClock() });
+      const log: string[] = [];
+      const sleep = (ms: number) => new LoopPromise<void>((r) => loop.setTimeout(r, ms), { loop });
+      const body = async () => {
+        log.push(`start ${loop.now()}`);
+        await sleep(100);
+        log.push(`after 100 at ${loop.now()}`);
+        const values = await all([sleep(50).then(() => "a"), "b", Promise.resolve("c")], { loop });
+        log.push(`${values.join("")} at ${loop.now()}`);
+        return "body done";
+      };
+      // `await` continues on native microtasks, which the loop cannot see: adopting the async
+      // function's promise keeps run() going until it settles.
+      let done!: LoopPromise<string>;
+      loop.submit(() => {
+        done = LoopPromise.from(body(), { loop });
+      });
+      await loop.run();
+      assert.deepEqual(log, ["start 0", "after 100 at 100", "abc at 150"]);
+      assert.equal(done.value, "body done");
+      await loop.close();
+    },
+  );
 });
 
 Deno.test("closing the loop", async (t) => {

@@ -1,0 +1,360 @@
+// abortable, deadline, settled, toNative and the combinators' task-factory mode, under a
+// VirtualClock loop (deterministic: no sleeps).
+import assert from "node:assert/strict";
+import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
+import {
+  abortable,
+  all,
+  any,
+  deadline,
+  LoopPromise,
+  race,
+  settled,
+  type SettledResult,
+  toNative,
+} from "../../promise/mod.ts";
+
+function virtualLoop(): Loop {
+  return new Loop({ clock: new VirtualClock(), onUnhandledRejection: () => {} });
+}
+
+/** A LoopPromise settled by a virtual timer. */
+function after<T>(loop: Loop, ms: number, value: T, fail = false): LoopPromise<T> {
+  return new LoopPromise<T>((resolve, reject) => {
+    loop.setTimeout(() => (fail ? reject(value) : resolve(value)), ms);
+  }, { loop });
+}
+
+/** A task factory settled by a virtual timer that records its abort. */
+function task<T>(loop: Loop, log: string[], name: string, ms: number, value: T, fail = false) {
+  return (signal: AbortSignal): LoopPromise<T> =>
+    new LoopPromise<T>((resolve, reject) => {
+      log.push(`start ${name}`);
+      const timer = loop.setTimeout(() => (fail ? reject(value) : resolve(value)), ms);
+      signal.addEventListener("abort", () => {
+        loop.clearTimeout(timer);
+        log.push(`abort ${name} at ${loop.now()}: ${(signal.reason as Error).name}`);
+        reject(signal.reason);
+      });
+    }, { loop });
+}
+
+Deno.test("deadline", async (t) => {
+  await t.step("rejects with TimeoutError at the deadline, in virtual time", async () => {
+    const loop = virtualLoop();
+    const slow = after(loop, 60_000, "slow");
+    const result = deadline(slow, 5_000);
+    let rejectedAt = -1;
+    result.catch(() => rejectedAt = loop.now());
+    await loop.run();
+    assert.equal(rejectedAt, 5_000);
+    assert.ok(result.reason instanceof DOMException);
+    assert.equal((result.reason as DOMException).name, "TimeoutError");
+    assert.equal(loop.now(), 60_000); // the input still ran to completion; it was not cancelled
+    await loop.close();
+  });
+
+  await t.step("follows the input when it settles first, and clears its timer", async () => {
+    const loop = virtualLoop();
+    const result = deadline(after(loop, 10, "fast"), 5_000);
+    await loop.run();
+    assert.equal(result.value, "fast");
+    assert.equal(loop.now(), 10); // the deadline timer did not keep the loop alive
+    const error = new Error("input failed");
+    const failed = deadline(after(loop, 10, error, true), 5_000);
+    await loop.run();
+    assert.equal(failed.reason, error);
+    await loop.close();
+  });
+
+  await t.step("aborts with the signal's reason; validates its arguments", async () => {
+    const loop = virtualLoop();
+    const controller = new AbortController();
+    const result = deadline(after(loop, 1_000, "x"), 5_000, { signal: controller.signal, loop });
+    loop.setTimeout(() => controller.abort(new Error("stop")), 100);
+    await loop.run();
+    assert.equal((result.reason as Error).message, "stop");
+    const aborted = AbortSignal.abort(new Error("already"));
+    const early = deadline(after(loop, 1, 1), 10, { signal: aborted, loop });
+    assert.equal((early.reason as Error).message, "already");
+    assert.throws(() => deadline(Promise.resolve(), -1), RangeError);
+    assert.throws(() => deadline(Promise.resolve(), NaN), RangeError);
+    assert.throws(() => deadline(Promise.resolve(), "5" as never), RangeError);
+    assert.throws(() => deadline(Promise.resolve(), 5, { signal: {} as AbortSignal }), TypeError);
+    await loop.run();
+    await loop.close();
+  });
+
+  await t.step("Infinity means no deadline; ref: false lets the loop finish first", async () => {
+    const loop = virtualLoop();
+    const noDeadline = deadline(after(loop, 1e9, "late"), Infinity);
+    await loop.run();
+    assert.equal(noDeadline.value, "late");
+    const never = new LoopPromise(() => {}, { loop });
+    const unrefed = deadline(never, 1_000, { ref: false });
+    await loop.run(); // nothing ref'd: returns at once, the deadline has not passed
+    assert.equal(unrefed.state, "pending");
+    assert.equal(loop.now(), 1e9);
+    const report = await loop.close();
+    assert.ok(unrefed.reason instanceof LoopClosedError);
+    assert.ok(
+      report.items.some((i) => i.kind === "promise.deadline" && i.disposition === "rejected"),
+    );
+  });
+
+  await t.step("on a closed loop, rejects with LoopClosedError", async () => {
+    const loop = virtualLoop();
+    await loop.close();
+    const result = deadline(Promise.resolve(1), 10, { loop });
+    await assert.rejects(toNative(result), LoopClosedError);
+  });
+});
+
+Deno.test("abortable", async (t) => {
+  await t.step("rejects with the abort reason; otherwise follows the input", async () => {
+    const loop = virtualLoop();
+    const controller = new AbortController();
+    const input = after(loop, 1_000, "late");
+    const result = abortable(input, controller.signal);
+    const reason = new Error("gave up");
+    loop.setTimeout(() => controller.abort(reason), 10);
+    let rejectedAt = -1;
+    result.catch(() => rejectedAt = loop.now());
+    await loop.run();
+    assert.equal(result.reason, reason);
+    assert.equal(rejectedAt, 10);
+    const kept = abortable(after(loop, 5, "kept"), new AbortController().signal);
+    await loop.run();
+    assert.equal(kept.value, "kept");
+    await loop.close();
+  });
+
+  await t.step("an already-aborted signal rejects at once; the input is handled", async () => {
+    const unhandled: unknown[] = [];
+    const loop = new Loop({ onUnhandledRejection: (r) => unhandled.push(r) });
+    const reason = new Error("already aborted");
+    const input = LoopPromise.reject(new Error("input"), { loop });
+    const result = abortable(input, AbortSignal.abort(reason));
+    assert.equal(result.reason, reason);
+    result.catch(() => {});
+    await loop.run();
+    assert.deepEqual(unhandled, []);
+    assert.throws(() => abortable(input, undefined as never), TypeError);
+    await loop.close();
+  });
+
+  await t.step("is tracked: closing the loop rejects it", async () => {
+    const loop = virtualLoop();
+    const result = abortable(new LoopPromise(() => {}, { loop }), new AbortController().signal);
+    await loop.close();
+    assert.ok(result.reason instanceof LoopClosedError);
+  });
+});
+
+Deno.test("settled yields outcomes in settlement order", async (t) => {
+  await t.step("mixed inputs, with indices", async () => {
+    const loop = virtualLoop();
+    const error = new Error("third");
+    const results: SettledResult<unknown>[] = [];
+    loop.submit(() => {
+      const iterator = settled([after(loop, 30, "a"), "b", after(loop, 10, error, true)]);
+      const pump = (): void => {
+        iterator.next().then((r) => {
+          if (r.done) return;
+          results.push(r.value);
+          pump();
+        });
+      };
+      pump();
+    });
+    await loop.run();
+    assert.deepEqual(results, [
+      { status: "fulfilled", value: "b", index: 1 },
+      { status: "rejected", reason: error, index: 2 },
+      { status: "fulfilled", value: "a", index: 0 },
+    ]);
+    await loop.close();
+  });
+
+  await t.step("for await on the default loop, and return() stops early", async () => {
+    const order: number[] = [];
+    const wait = (ms: number, v: number) => new Promise<number>((r) => setTimeout(r, ms, v));
+    for await (const result of settled([wait(20, 0), wait(1, 1), 2])) {
+      order.push(result.index);
+    }
+    assert.deepEqual(order, [2, 1, 0]);
+    const iterator = settled([wait(5, 0), 1]);
+    const first = await iterator.next();
+    assert.equal(first.done, false);
+    assert.deepEqual(await iterator.return(), { value: undefined, done: true });
+    assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+    await wait(10, 0); // let the abandoned input finish (timer sanitizer)
+  });
+
+  await t.step("empty input, abort and close", async () => {
+    const loop = virtualLoop();
+    const empty = settled([], { loop });
+    const controller = new AbortController();
+    const aborted = settled([new LoopPromise(() => {}, { loop })], {
+      loop,
+      signal: controller.signal,
+    });
+    const waiting = aborted.next();
+    const closing = settled([new LoopPromise(() => {}, { loop })], { loop });
+    const closingNext = closing.next();
+    controller.abort(new Error("stop"));
+    loop.runOnce();
+    assert.deepEqual(await toNativeOn(loop, empty.next()), { value: undefined, done: true });
+    assert.equal((waiting.reason as Error).message, "stop");
+    assert.equal(closing.pending, 1);
+    await loop.close();
+    assert.ok(closingNext.reason instanceof LoopClosedError);
+    assert.throws(() => settled(42 as never, { loop }), TypeError);
+  });
+});
+
+/** Reads a LoopPromise of a loop that is not running by running one iteration. */
+function toNativeOn<T>(loop: Loop, promise: LoopPromise<T>): Promise<T> {
+  const native = toNative(promise);
+  if (loop.state !== "closed") loop.runOnce();
+  return native;
+}
+
+Deno.test("toNative", async () => {
+  const loop = virtualLoop();
+  const native = toNative(after(loop, 10, "v"));
+  assert.ok(native instanceof Promise);
+  const error = new Error("rejected");
+  const nativeRejected = toNative(after(loop, 20, error, true));
+  await loop.run();
+  assert.equal(await native, "v");
+  await assert.rejects(nativeRejected, (e) => e === error);
+  assert.equal(await toNative(7), 7);
+  await loop.close();
+});
+
+Deno.test("task-factory mode aborts the losers", async (t) => {
+  await t.step(
+    "race: first settlement wins, the others are aborted, the winner is not",
+    async () => {
+      const loop = virtualLoop();
+      const log: string[] = [];
+      const winnerSignals: AbortSignal[] = [];
+      const result = race([
+        task(loop, log, "slow", 100, "slow"),
+        (signal: AbortSignal) => {
+          winnerSignals.push(signal);
+          return task(loop, log, "fast", 10, "fast")(signal);
+        },
+        task(loop, log, "slower", 200, "slower"),
+      ], { abortLosers: true, loop });
+      await loop.run();
+      assert.equal(result.value, "fast");
+      assert.deepEqual(log, [
+        "start slow",
+        "start fast",
+        "start slower",
+        "abort slow at 10: AbortError",
+        "abort slower at 10: AbortError",
+      ]);
+      assert.equal(winnerSignals[0].aborted, false);
+      await loop.close();
+    },
+  );
+
+  await t.step(
+    "any: aborts on the first fulfilment; all failing gives AggregateError",
+    async () => {
+      const loop = virtualLoop();
+      const log: string[] = [];
+      const e1 = new Error("e1");
+      const result = any([
+        task(loop, log, "fails", 5, e1, true),
+        task(loop, log, "wins", 10, "ok"),
+        task(loop, log, "loses", 50, "late"),
+      ], { abortLosers: true, loop });
+      await loop.run();
+      assert.equal(result.value, "ok");
+      assert.deepEqual(log.filter((l) => l.startsWith("abort")), ["abort loses at 10: AbortError"]);
+      const e2 = new Error("e2");
+      const none = any([task(loop, [], "a", 5, e1, true), () => Promise.reject(e2)], {
+        abortLosers: true,
+        loop,
+      });
+      await loop.run();
+      assert.ok(none.reason instanceof AggregateError);
+      assert.deepEqual((none.reason as AggregateError).errors, [e1, e2]);
+      await loop.close();
+    },
+  );
+
+  await t.step("all: aborts the rest on the first rejection, with its cause", async () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const failure = new Error("broken");
+    const signals: AbortSignal[] = [];
+    const result = all([
+      (signal: AbortSignal) => {
+        signals.push(signal);
+        return task(loop, log, "long", 1_000, 1)(signal);
+      },
+      task(loop, log, "broken", 20, failure, true),
+      "plain value",
+    ], { abortLosers: true, loop });
+    await loop.run();
+    assert.equal(result.reason, failure);
+    assert.deepEqual(log.filter((l) => l.startsWith("abort")), ["abort long at 20: AbortError"]);
+    assert.equal((signals[0].reason as Error & { cause?: unknown }).cause, failure);
+    assert.equal(loop.now(), 20);
+    const ok = all([() => 1, (s: AbortSignal) => after(loop, 5, s.aborted)], {
+      abortLosers: true,
+      loop,
+    });
+    await loop.run();
+    assert.deepEqual(ok.value, [1, false]);
+    await loop.close();
+  });
+
+  await t.step(
+    "the outer signal aborts every task and rejects; a throwing factory rejects",
+    async () => {
+      const loop = virtualLoop();
+      const log: string[] = [];
+      const controller = new AbortController();
+      const result = all([task(loop, log, "x", 100, 1), task(loop, log, "y", 200, 2)], {
+        abortLosers: true,
+        loop,
+        signal: controller.signal,
+      });
+      const reason = new Error("outer");
+      loop.setTimeout(() => controller.abort(reason), 50);
+      await loop.run();
+      assert.equal(result.reason, reason);
+      assert.deepEqual(log.filter((l) => l.startsWith("abort")), [
+        "abort x at 50: Error",
+        "abort y at 50: Error",
+      ]);
+      const thrown = new Error("factory threw");
+      const threw = race([() => {
+        throw thrown;
+      }, task(loop, [], "z", 10, 3)], { abortLosers: true, loop });
+      await loop.run();
+      assert.equal(threw.reason, thrown);
+      const preAborted = race([() => {
+        throw new Error("never called");
+      }], { abortLosers: true, loop, signal: AbortSignal.abort(reason) });
+      assert.equal(preAborted.reason, reason);
+      await loop.run();
+      await loop.close();
+    },
+  );
+
+  await t.step("without abortLosers, functions are plain values (as in the language)", async () => {
+    const loop = virtualLoop();
+    const fn = () => "not called";
+    const result = race([fn], { loop });
+    await loop.run();
+    assert.equal(result.value, fn);
+    await loop.close();
+  });
+});

@@ -1,0 +1,213 @@
+// TaskScope: structured concurrency on a VirtualClock loop.
+import assert from "node:assert/strict";
+import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
+import { LoopPromise, type TaskOutcome, TaskScope } from "../../promise/mod.ts";
+
+function virtualLoop(): Loop {
+  return new Loop({ clock: new VirtualClock(), onUnhandledRejection: () => {} });
+}
+
+/** A cancellable virtual sleep that resolves with `value` (or rejects with it when `fail`). */
+function work<T>(loop: Loop, log: string[], name: string, ms: number, value: T, fail = false) {
+  return (signal: AbortSignal): LoopPromise<T> =>
+    new LoopPromise<T>((resolve, reject) => {
+      const timer = loop.setTimeout(() => {
+        log.push(`${fail ? "fail" : "done"} ${name} at ${loop.now()}`);
+        fail ? reject(value) : resolve(value);
+      }, ms);
+      signal.addEventListener("abort", () => {
+        loop.clearTimeout(timer);
+        log.push(`abort ${name} at ${loop.now()}`);
+        reject(signal.reason);
+      });
+    }, { loop });
+}
+
+/** Runs `body` as a loop task and the loop to completion. */
+async function onLoop(loop: Loop, body: () => void): Promise<void> {
+  loop.submit(body);
+  await loop.run();
+}
+
+Deno.test("TaskScope waits for all tasks on dispose and reports nothing without failures", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  let disposed!: LoopPromise<void>;
+  let scope!: TaskScope<number>;
+  let sizeAfterSpawn = -1;
+  await onLoop(loop, () => {
+    scope = new TaskScope<number>({ loop });
+    scope.spawn(work(loop, log, "a", 30, 1));
+    scope.spawn(work(loop, log, "b", 10, 2));
+    scope.spawn(() => 3);
+    sizeAfterSpawn = scope.size;
+    disposed = scope[Symbol.asyncDispose]();
+    disposed.then(() => log.push(`disposed at ${loop.now()}`));
+  });
+  assert.equal(sizeAfterSpawn, 3);
+  assert.equal(scope.size, 0);
+  assert.equal(disposed.state, "fulfilled");
+  assert.deepEqual(log, ["done b at 10", "done a at 30", "disposed at 30"]);
+  assert.throws(() => scope.spawn(() => 4), TypeError);
+  await loop.close();
+});
+
+Deno.test("TaskScope: the first failure aborts the siblings; dispose rejects with AggregateError", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const failure = new Error("task b failed");
+  let disposed!: LoopPromise<void>;
+  let slow!: LoopPromise<number>;
+  let scope!: TaskScope<number>;
+  await onLoop(loop, () => {
+    scope = new TaskScope<number>({ loop, label: "fan-out" });
+    slow = scope.spawn(work(loop, log, "slow", 1_000, 1));
+    scope.spawn(work(loop, log, "b", 20, failure as never, true));
+    scope.spawn(work(loop, log, "c", 5, 3));
+    disposed = scope[Symbol.asyncDispose]();
+  });
+  assert.deepEqual(log, ["done c at 5", "fail b at 20", "abort slow at 20"]);
+  assert.equal(loop.now(), 20);
+  const error = disposed.reason as AggregateError;
+  assert.ok(error instanceof AggregateError);
+  assert.deepEqual(error.errors, [failure]); // the cancellation is not a failure
+  assert.match(error.message, /1 task of the scope "fan-out" failed/);
+  assert.equal(slow.state, "rejected");
+  assert.equal((scope.signal.reason as Error & { cause?: unknown }).cause, failure);
+  assert.throws(() => scope.spawn(() => 1), TypeError); // disposed
+  // Spawning into an aborted scope starts nothing.
+  const aborted = new TaskScope({ loop });
+  aborted.abort();
+  let started = false;
+  const late = aborted.spawn(() => {
+    started = true;
+    return 1;
+  });
+  assert.equal(started, false);
+  assert.equal(late.state, "rejected");
+  await loop.close();
+});
+
+Deno.test("TaskScope: failFast: false collects failures without aborting", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const e1 = new Error("e1");
+  const e2 = new Error("e2");
+  let disposed!: LoopPromise<void>;
+  await onLoop(loop, () => {
+    const scope = new TaskScope({ loop, failFast: false });
+    scope.spawn(work(loop, log, "x", 10, e1, true));
+    scope.spawn(work(loop, log, "y", 50, "ok"));
+    scope.spawn(() => {
+      throw e2;
+    });
+    disposed = scope[Symbol.asyncDispose]();
+  });
+  assert.deepEqual(log, ["fail x at 10", "done y at 50"]);
+  assert.deepEqual((disposed.reason as AggregateError).errors, [e2, e1]);
+  await loop.close();
+});
+
+Deno.test("TaskScope: next() yields outcomes as tasks finish; taken failures are not repeated", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const failure = new Error("taken");
+  const outcomes: (TaskOutcome<string> | undefined)[] = [];
+  let disposed!: LoopPromise<void>;
+  await onLoop(loop, () => {
+    const scope = new TaskScope<string>({ loop, failFast: false });
+    scope.spawn(work(loop, log, "late", 30, "late"));
+    scope.spawn(work(loop, log, "early", 10, "early"));
+    scope.spawn(work(loop, log, "broken", 20, failure as never, true));
+    const pump = (): void => {
+      scope.next().then((outcome) => {
+        outcomes.push(outcome);
+        if (outcome !== undefined) pump();
+        else disposed = scope[Symbol.asyncDispose]();
+      });
+    };
+    pump();
+  });
+  assert.deepEqual(outcomes, [
+    { status: "fulfilled", value: "early", id: 1 },
+    { status: "rejected", reason: failure, id: 2 },
+    { status: "fulfilled", value: "late", id: 0 },
+    undefined,
+  ]);
+  assert.equal(disposed.state, "fulfilled");
+  await loop.close();
+});
+
+Deno.test("TaskScope: await using and for await on the default loop", async () => {
+  const finished: string[] = [];
+  const wait = (ms: number, v: string, signal: AbortSignal) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(v), ms);
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      });
+    });
+  {
+    await using scope = new TaskScope<string>();
+    scope.spawn((signal) => wait(5, "five", signal)).then((v) => finished.push(v));
+    scope.spawn((signal) => wait(1, "one", signal)).then((v) => finished.push(v));
+    const seen: string[] = [];
+    for await (const outcome of scope) {
+      if (outcome.status === "fulfilled") seen.push(outcome.value);
+    }
+    assert.deepEqual(seen, ["one", "five"]);
+  }
+  assert.deepEqual(finished, ["one", "five"]);
+});
+
+Deno.test("TaskScope: abort() cancels without failing; the outer signal cancels and rejects", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  let byUser!: LoopPromise<void>;
+  let byOuter!: LoopPromise<void>;
+  const controller = new AbortController();
+  const outerReason = new Error("request cancelled");
+  await onLoop(loop, () => {
+    const scope = new TaskScope({ loop });
+    scope.spawn(work(loop, log, "u", 100, 1));
+    loop.setTimeout(() => scope.abort(), 10);
+    byUser = scope[Symbol.asyncDispose]();
+    const outer = new TaskScope({ loop, signal: controller.signal });
+    outer.spawn(work(loop, log, "o", 100, 1));
+    loop.setTimeout(() => controller.abort(outerReason), 20);
+    byOuter = outer[Symbol.asyncDispose]();
+  });
+  assert.deepEqual(log, ["abort u at 10", "abort o at 20"]);
+  assert.equal(byUser.state, "fulfilled");
+  assert.equal(byOuter.reason, outerReason);
+  await loop.close();
+});
+
+Deno.test("TaskScope: closing the loop aborts the tasks and rejects the waiters", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const scope = new TaskScope({ loop });
+  const task = scope.spawn(work(loop, log, "pending", 1_000_000, 1));
+  const next = scope.next();
+  const disposed = scope[Symbol.asyncDispose]();
+  loop.runOnce();
+  const report = await loop.close();
+  assert.ok(next.reason instanceof LoopClosedError);
+  assert.ok(disposed.reason instanceof LoopClosedError);
+  assert.ok(scope.signal.reason instanceof LoopClosedError);
+  assert.equal(task.state, "rejected");
+  assert.deepEqual(log, ["abort pending at 0"]);
+  assert.ok(
+    report.items.some((i) => i.kind === "promise.TaskScope" && i.disposition === "rejected"),
+  );
+});
+
+Deno.test("TaskScope validates its arguments", () => {
+  const loop = virtualLoop();
+  assert.throws(() => new TaskScope({ loop, signal: "no" as never }), TypeError);
+  assert.throws(() => new TaskScope(42 as never), TypeError);
+  const scope = new TaskScope({ loop });
+  assert.throws(() => scope.spawn(42 as never), TypeError);
+  return loop.close().then(() => {});
+});
