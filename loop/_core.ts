@@ -60,6 +60,8 @@ const SLOT_MASK = (1 << SLOT_BITS) - 1;
 const GENERATION_LIMIT = 1 << (32 - SLOT_BITS);
 /** Callbacks between two looks at the clock in a long phase (a clock read costs ~130 ns). */
 const BUDGET_CHECK_MASK = 1023;
+/** How long before a timer deadline an idle wait in the poller hands over to short yields. */
+const SPIN_TAIL_MS = 0.25;
 
 // Callback kinds, as indices (the recorder's, plus close callbacks, which it does not time).
 const KIND_CLOSE = 5;
@@ -79,6 +81,15 @@ const CLOSED = 2;
 const TIMER_PENDING = 0;
 const TIMER_FIRED = 1;
 const TIMER_CLEARED = 2;
+// TimerNode.flags: status in the low bits, then booleans, then the saturating nesting level.
+const STATUS_MASK = 3;
+const FLAG_UNREF = 4;
+const FLAG_INDEXED = 8;
+const FLAG_CLAMP = 16;
+const FLAG_REPEAT = 32;
+const NESTING_SHIFT = 6;
+const NESTING_LOW_MASK = (1 << NESTING_SHIFT) - 1;
+const NESTING_MAX = 15;
 
 /** The deferred close of a loop, resolved when the close sequence finishes. */
 interface CloseDeferred {
@@ -135,18 +146,17 @@ export class TimerNode implements Timer {
   deadlineMs = 0;
   sequence = 0;
   heapIndex = -1;
-  status = TIMER_PENDING;
-  refed = true;
-  indexed = false;
-  nesting = 0;
-  /** HTML's nesting clamp for this timer whatever the loop's option (install()'s web mode). */
-  clamp = false;
+  /**
+   * status, unref, indexed, clamp, repeat and nesting in one small integer: a million pending
+   * timers are 40 MB lighter than with a field each (Deno's V8 has no pointer compression), and
+   * lighter handles mean less GC work when many are scheduled at once.
+   */
+  flags = 0;
   readonly id: number;
   readonly core: LoopCore;
   readonly callback: AnyCallback;
   readonly args: readonly unknown[];
   readonly delayMs: number;
-  readonly repeat: boolean;
 
   constructor(
     core: LoopCore,
@@ -161,7 +171,51 @@ export class TimerNode implements Timer {
     this.callback = callback;
     this.args = args;
     this.delayMs = delayMs;
-    this.repeat = repeat;
+    if (repeat) this.flags = FLAG_REPEAT;
+  }
+
+  /** TIMER_PENDING, TIMER_FIRED or TIMER_CLEARED. */
+  get status(): number {
+    return this.flags & STATUS_MASK;
+  }
+  set status(status: number) {
+    this.flags = (this.flags & ~STATUS_MASK) | status;
+  }
+
+  get refed(): boolean {
+    return (this.flags & FLAG_UNREF) === 0;
+  }
+  set refed(refed: boolean) {
+    this.flags = refed ? this.flags & ~FLAG_UNREF : this.flags | FLAG_UNREF;
+  }
+
+  /** Whether the id is in the loop's id index (`Number(handle)` was taken). */
+  get indexed(): boolean {
+    return (this.flags & FLAG_INDEXED) !== 0;
+  }
+  set indexed(indexed: boolean) {
+    this.flags = indexed ? this.flags | FLAG_INDEXED : this.flags & ~FLAG_INDEXED;
+  }
+
+  /** HTML's nesting clamp for this timer whatever the loop's option (install()'s web mode). */
+  get clamp(): boolean {
+    return (this.flags & FLAG_CLAMP) !== 0;
+  }
+  set clamp(clamp: boolean) {
+    this.flags = clamp ? this.flags | FLAG_CLAMP : this.flags & ~FLAG_CLAMP;
+  }
+
+  get repeat(): boolean {
+    return (this.flags & FLAG_REPEAT) !== 0;
+  }
+
+  /** The HTML timer nesting level, saturating (only "more than 5" matters). */
+  get nesting(): number {
+    return this.flags >>> NESTING_SHIFT;
+  }
+  set nesting(nesting: number) {
+    this.flags = (this.flags & NESTING_LOW_MASK) |
+      ((nesting < NESTING_MAX ? nesting : NESTING_MAX) << NESTING_SHIFT);
   }
 
   ref(): this {
@@ -1460,6 +1514,13 @@ export class LoopCore {
     if (!this.virtual && top !== undefined) {
       timeoutMs = top.deadlineMs - this.clock.now();
       if (timeoutMs <= 0) return;
+      if (poller !== null && timeoutMs <= SPIN_TAIL_MS) {
+        // The last stretch in short yields to Deno, as jsWait does: a blocking wait wakes up
+        // ~0.1-0.2 ms late (thread hand-off, timer slack). Each iteration in between still polls
+        // the fds, with a zero timeout.
+        await this.yieldToHost();
+        return;
+      }
     }
     this.parkedDeadlineMs = timeoutMs < 0 ? Infinity : top!.deadlineMs;
     this.parked = true;
@@ -1469,7 +1530,10 @@ export class LoopCore {
       if (poller !== null) {
         let count = 0;
         try {
-          count = await poller.waitAsync(this.asyncBatch!, timeoutMs);
+          count = await poller.waitAsync(
+            this.asyncBatch!,
+            timeoutMs < 0 ? timeoutMs : timeoutMs - SPIN_TAIL_MS,
+          );
         } catch (error) {
           this.fail(error);
         }

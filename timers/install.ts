@@ -187,9 +187,7 @@ export function install(
   const mode = options?.mode ?? "web";
   if (mode !== "web" && mode !== "node") {
     throw new RangeError(
-      `Cannot install timers as the mode must be "web" or "node": current value is ${
-        String(mode)
-      }`,
+      `Cannot install timers as the mode must be "web" or "node": current value is ${String(mode)}`,
     );
   }
   const theLoop = loop ?? currentLoop();

@@ -81,4 +81,3 @@ export * from "./sleep.ts";
 export * from "./interval.ts";
 export * from "./install.ts";
 export type { MissedTickBehavior, Timer } from "../loop/types.ts";
-export type { Loop } from "../loop/loop.ts";

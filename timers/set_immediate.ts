@@ -24,7 +24,10 @@ import { clearHandle } from "./_clear.ts";
  */
 // deno-lint-ignore no-explicit-any
 export function setImmediate<A extends any[]>(callback: (...args: A) => void, ...args: A): Timer {
-  return currentLoop().setImmediate(callback, ...args);
+  const loop = currentLoop();
+  return args.length === 0
+    ? loop.setImmediate(callback as () => void)
+    : loop.setImmediate(callback, ...args);
 }
 
 /**

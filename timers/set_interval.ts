@@ -34,7 +34,11 @@ export function setInterval<A extends any[]>(
   delayMs?: number,
   ...args: A
 ): Timer {
-  return currentLoop().setInterval(callback, delayMs, ...args);
+  const loop = currentLoop();
+  // No spread for the common no-argument call: one array less per timer.
+  return args.length === 0
+    ? loop.setInterval(callback as () => void, delayMs)
+    : loop.setInterval(callback, delayMs, ...args);
 }
 
 /**

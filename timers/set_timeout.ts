@@ -33,7 +33,11 @@ export function setTimeout<A extends any[]>(
   delayMs?: number,
   ...args: A
 ): Timer {
-  return currentLoop().setTimeout(callback, delayMs, ...args);
+  const loop = currentLoop();
+  // No spread for the common no-argument call: one array less per timer.
+  return args.length === 0
+    ? loop.setTimeout(callback as () => void, delayMs)
+    : loop.setTimeout(callback, delayMs, ...args);
 }
 
 /**

@@ -105,15 +105,13 @@ Deno.test("a watch closed by another callback in the same pass gets no callback"
   const [r2, w2] = fds.pipe();
   await using loop = new Loop();
   const calls: number[] = [];
-  let first: ReturnType<Loop["watch"]>;
-  let second: ReturnType<Loop["watch"]>;
+  const watches: ReturnType<Loop["watch"]>[] = [];
   const onEither = (fd: number) => () => {
     calls.push(fd);
-    first.close();
-    second.close();
+    for (const watch of watches) watch.close();
   };
-  first = loop.watch(r1, { readable: true }, onEither(r1));
-  second = loop.watch(r2, { readable: true }, onEither(r2));
+  watches.push(loop.watch(r1, { readable: true }, onEither(r1)));
+  watches.push(loop.watch(r2, { readable: true }, onEither(r2)));
   write(w1, "1");
   write(w2, "2");
   await loop.run();

@@ -131,7 +131,14 @@ Deno.test("refresh(): a pending timer restarts, a fired one re-arms, a cleared o
     interval.refresh(); // restarts the period from now
   }, 6);
   await loop.run();
-  assert.deepEqual(log, ["fired@2", "fired@8", "pending@16", "interval@16", "interval@26", "interval@36"]);
+  assert.deepEqual(log, [
+    "fired@2",
+    "fired@8",
+    "pending@16",
+    "interval@16",
+    "interval@26",
+    "interval@36",
+  ]);
   // After the interval was cleared, refresh() keeps it cleared.
   interval.refresh();
   await loop.run();
@@ -208,10 +215,14 @@ Deno.test("callback arguments are passed through", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
   const log: unknown[] = [];
   loop.setTimeout((a: number, b: string) => log.push(["timeout", a, b]), 1, 1, "x");
-  const interval = loop.setInterval((a: number) => {
-    log.push(["interval", a]);
-    loop.clearInterval(interval);
-  }, 1, 2);
+  const interval = loop.setInterval(
+    (a: number) => {
+      log.push(["interval", a]);
+      loop.clearInterval(interval);
+    },
+    1,
+    2,
+  );
   loop.setImmediate((a: boolean) => log.push(["immediate", a]), true);
   await loop.run();
   assert.deepEqual(log, [["immediate", true], ["timeout", 1, "x"], ["interval", 2]]);
@@ -262,5 +273,7 @@ Deno.test("the free functions use the default loop outside any loop callback", a
   clearTimeout(Number(cancelled));
   assert.equal(await fired.promise, defaultLoop());
   // Let the default loop go dormant before the sanitizers look.
-  while (defaultLoop().state !== "idle") await new Promise((resolve) => globalThis.setTimeout(resolve, 1));
+  while (defaultLoop().state !== "idle") {
+    await new Promise((resolve) => globalThis.setTimeout(resolve, 1));
+  }
 });

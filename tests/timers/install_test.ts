@@ -248,7 +248,9 @@ Deno.test("install() without a loop binds the current loop at the time of the ca
   {
     using _timers = install(undefined, outside, { mode: "node" });
     const handle = outside.setTimeout(() => {}, 5) as Timer;
-    assert.ok(defaultLoop().aliveReasons().some((reason) => reason.label.includes(`id ${handle.id}`)));
+    assert.ok(
+      defaultLoop().aliveReasons().some((reason) => reason.label.includes(`id ${handle.id}`)),
+    );
     outside.clearTimeout(handle);
   }
   await loop.close();

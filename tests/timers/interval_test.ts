@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  Loop,
-  LoopClosedError,
-  type MissedTickBehavior,
-  VirtualClock,
-} from "../../loop/mod.ts";
+import { Loop, LoopClosedError, type MissedTickBehavior, VirtualClock } from "../../loop/mod.ts";
 import { interval, sleep } from "../../timers/mod.ts";
 
 Deno.test("setInterval runs on absolute deadlines: late passes and slow callbacks cause no drift", async () => {
@@ -217,7 +212,9 @@ Deno.test("interval(): for await ends with the abort reason", async () => {
   loop.setTimeout(() => controller.abort(new RangeError("enough")), 32);
   const ticks: number[] = [];
   const consumer = assert.rejects(async () => {
-    for await (const tickMs of interval(10, { loop, signal: controller.signal })) ticks.push(tickMs);
+    for await (const tickMs of interval(10, { loop, signal: controller.signal })) {
+      ticks.push(tickMs);
+    }
   }, RangeError);
   await loop.run();
   await consumer;
@@ -233,7 +230,8 @@ Deno.test("interval(): a next() waiting when the loop closes rejects with LoopCl
   await rejected;
   assert.deepEqual(await iterator.next(), { done: true, value: undefined });
   assert.deepEqual(
-    report.items.filter((item) => item.kind === "interval" && item.disposition === "rejected").length,
+    report.items.filter((item) => item.kind === "interval" && item.disposition === "rejected")
+      .length,
     1,
   );
   const late = interval(5, { loop });

@@ -77,15 +77,15 @@ Deno.test("a timer scheduled or refreshed by a timer callback never runs in the 
   const clock = new VirtualClock();
   const loop = new Loop({ clock });
   const log: string[] = [];
-  let refreshed: { refresh(): unknown } | undefined;
+  const refreshed: { timer?: { refresh(): unknown } } = {};
   loop.setTimeout(() => {
     log.push("a");
     loop.setTimeout(() => log.push("nested 0 ms"), 0);
     loop.setTimeout(() => log.push("nested -1 ms"), -1);
-    refreshed!.refresh(); // due later in this pass; now re-armed 0 ms from the pass time
+    refreshed.timer!.refresh(); // due later in this pass; now re-armed 0 ms from the pass time
     loop.setImmediate(() => log.push("immediate from a"));
   }, 0);
-  refreshed = loop.setTimeout(() => log.push("refreshed"), 0);
+  refreshed.timer = loop.setTimeout(() => log.push("refreshed"), 0);
   loop.setTimeout(() => log.push("b"), 0);
   loop.runOnce();
   assert.deepEqual(log, ["a", "b", "immediate from a"]);

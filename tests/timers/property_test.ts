@@ -83,7 +83,9 @@ class Model {
     for (;;) {
       let best: ModelTimer | undefined;
       for (const timer of this.timers) {
-        if (timer.status !== "pending" || timer.deadlineMs > nowMs || timer.sequence >= limit) continue;
+        if (timer.status !== "pending" || timer.deadlineMs > nowMs || timer.sequence >= limit) {
+          continue;
+        }
         if (
           best === undefined || timer.deadlineMs < best.deadlineMs ||
           (timer.deadlineMs === best.deadlineMs && timer.sequence < best.sequence)
