@@ -1359,20 +1359,25 @@ export class LoopCore {
     this.batchDeadlineMs = performance.now() + this.yieldIntervalMs;
     let iterations = 0;
     try {
+      // Virtual time moves only here, at the start of a batch: after a turn of Deno's own event
+      // loop, so the continuations of native promises settled by the last callbacks (an `await`
+      // on a promise a loop timer resolved) have run before the clock jumps past them.
+      if (this.virtual && !this.hasRunnableWork() && this.alive()) this.advanceVirtualClock();
       for (;;) {
         this.iterate();
         if (this.stopRequested || !this.alive()) return "done";
         if (this.hostTurnRequested) {
           // A timer helper (sleep, interval) settled a native promise: let Deno run its
-          // continuation now, before more callbacks run or a virtual clock jumps ahead of it.
+          // continuation now, before more callbacks run.
           this.hostTurnRequested = false;
           return "yield";
         }
-        if (this.hasRunnableWork() || (this.virtual && this.advanceVirtualClock())) {
+        if (this.hasRunnableWork()) {
           // Long phases check the budget themselves; short iterations look at the clock every 8th.
           if ((++iterations & 7) === 0 && performance.now() > this.batchDeadlineMs) return "yield";
           continue;
         }
+        if (this.virtual && this.nextVirtualEventMs() !== Infinity) return "yield";
         return "idle";
       }
     } finally {
@@ -1381,14 +1386,20 @@ export class LoopCore {
     }
   }
 
-  /** On a virtual clock: jumps to the next timer deadline or scripted fd event. */
-  advanceVirtualClock(): boolean {
+  /** On a virtual clock: the time of the next timer deadline or scripted fd event, or Infinity. */
+  nextVirtualEventMs(): number {
     let nextMs = this.timers.peek()?.deadlineMs ?? Infinity;
     const poller = this.poller;
     if (poller !== null && poller.nextEventTimeMs !== undefined && this.watchCount !== 0) {
       const eventMs = poller.nextEventTimeMs();
       if (eventMs < nextMs) nextMs = eventMs;
     }
+    return nextMs;
+  }
+
+  /** On a virtual clock: jumps to the next timer deadline or scripted fd event. */
+  advanceVirtualClock(): boolean {
+    const nextMs = this.nextVirtualEventMs();
     if (nextMs === Infinity) return false;
     const clock = this.clock as Clock & { set(ms: number): void };
     const nowMs = clock.now();

@@ -52,3 +52,22 @@ Deno.test("delays beyond 2^31-1 ms are honoured exactly", async () => {
   assert.equal(firedAt, delayMs);
   await loop.close();
 });
+
+Deno.test("native promise continuations run before virtual time jumps ahead", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const delay = (ms: number) => new Promise<void>((resolve) => loop.setTimeout(resolve, ms));
+  const worker = (async () => {
+    await delay(10);
+    log.push(`after first delay at ${clock.now()}`);
+    await delay(10);
+    log.push(`after second delay at ${clock.now()}`);
+  })();
+  // Keeps the loop alive past both delays; without the host turn the clock would jump to 100 first.
+  loop.setTimeout(() => log.push(`keep-alive at ${clock.now()}`), 100);
+  await loop.run();
+  await worker;
+  assert.deepEqual(log, ["after first delay at 10", "after second delay at 20", "keep-alive at 100"]);
+  await loop.close();
+});
