@@ -5,7 +5,8 @@
  * the loop, and metrics.
  *
  * Entry points: `./loop` (the {@linkcode Loop}), `./timers`, `./promise`, `./poller`. This root
- * module re-exports the loop's API and the most used pieces of the others.
+ * module re-exports `./loop`, plus {@linkcode LoopPromise} and the errors `watch()` throws
+ * ({@linkcode PollerError}, {@linkcode PollerUnavailableError}).
  *
  * ```ts
  * import { Loop, VirtualClock } from "./mod.ts";
@@ -23,3 +24,5 @@
  * @module
  */
 export * from "./loop/mod.ts";
+export { LoopPromise } from "./promise/loop_promise.ts";
+export { PollerError, PollerUnavailableError } from "./poller/errors.ts";

@@ -26,3 +26,7 @@ export const kReportUnhandled: unique symbol = Symbol("eventloop.reportUnhandled
 export const kReportHandled: unique symbol = Symbol("eventloop.reportHandled");
 /** `Loop[kCreateDefault]()`: builds the one default loop (see `defaultLoop()`). */
 export const kCreateDefault: unique symbol = Symbol("eventloop.createDefault");
+/** `loop[kMicrotaskSeq]`: a `{ value }` cell counting every loop microtask ever queued. */
+export const kMicrotaskSeq: unique symbol = Symbol("eventloop.microtaskSeq");
+/** `loop[kPromiseRuntime]`: the slot where promise/ keeps its per-loop state (undefined at first). */
+export const kPromiseRuntime: unique symbol = Symbol("eventloop.promiseRuntime");

@@ -8,6 +8,8 @@ import { EMPTY_ARGS, LoopCore } from "./_core.ts";
 import {
   kAfterCheckpoint,
   kCreateDefault,
+  kMicrotaskSeq,
+  kPromiseRuntime,
   kReportHandled,
   kReportUnhandled,
   kTrack,
@@ -462,6 +464,21 @@ export class Loop implements AsyncDisposable {
   /** @internal Reports a rejection nobody handled. */
   [kReportUnhandled](reason: unknown, promise: PromiseLike<unknown>): void {
     this.#core.reportUnhandled(reason, promise);
+  }
+
+  /** @internal Counts every microtask queued (promise/ batches back-to-back reactions). */
+  get [kMicrotaskSeq](): { value: number } {
+    return this.#core.microtaskSeq;
+  }
+
+  /** @internal promise/'s per-loop state. */
+  get [kPromiseRuntime](): unknown {
+    return this.#core.promiseRuntime;
+  }
+
+  /** @internal promise/'s per-loop state. */
+  set [kPromiseRuntime](runtime: unknown) {
+    this.#core.promiseRuntime = runtime;
   }
 
   /** @internal Reports a late handler on a reported rejection. */

@@ -6,9 +6,11 @@ import type { LoopClosedError } from "../loop/errors.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
 import {
   type LoopPromise,
+  makeObserver,
   makePromise,
-  observe,
+  observeWith,
   queueCallback,
+  type Runtime,
   runtimeOf,
   settlePromise,
 } from "./loop_promise.ts";
@@ -111,36 +113,61 @@ function finish(agg: Aggregator, rejected: boolean, value: unknown, abortReason?
   }
 }
 
-function onElement(agg: Aggregator, index: number, rejected: boolean, value: unknown): void {
+// One element callback per mode (small and monomorphic); task mode wraps them.
+function onAll(agg: Aggregator, index: number, rejected: boolean, value: unknown): void {
   if (agg.done) return;
-  const controllers = agg.controllers;
-  if (controllers !== undefined) controllers[index] = undefined; // settled: not a loser
-  switch (agg.mode) {
-    case ALL:
-      if (rejected) finish(agg, true, value);
-      else {
-        agg.values![index] = value;
-        if (--agg.remaining === 0) finish(agg, false, agg.values);
-      }
-      return;
-    case ALL_SETTLED:
-      agg.values![index] = rejected
-        ? { status: "rejected", reason: value }
-        : { status: "fulfilled", value };
-      if (--agg.remaining === 0) finish(agg, false, agg.values);
-      return;
-    case RACE:
-      finish(agg, rejected, value);
-      return;
-    default: // ANY
-      if (!rejected) finish(agg, false, value);
-      else {
-        agg.values![index] = value;
-        if (--agg.remaining === 0) {
-          finish(agg, true, new AggregateError(agg.values!, "All promises were rejected"));
-        }
-      }
+  if (rejected) finish(agg, true, value);
+  else {
+    agg.values![index] = value;
+    if (--agg.remaining === 0) finish(agg, false, agg.values);
   }
+}
+
+function onAllSettled(agg: Aggregator, index: number, rejected: boolean, value: unknown): void {
+  if (agg.done) return;
+  agg.values![index] = rejected ? { status: "rejected", reason: value } : {
+    status: "fulfilled",
+    value,
+  };
+  if (--agg.remaining === 0) finish(agg, false, agg.values);
+}
+
+function onRace(agg: Aggregator, _index: number, rejected: boolean, value: unknown): void {
+  if (!agg.done) finish(agg, rejected, value);
+}
+
+function onAny(agg: Aggregator, index: number, rejected: boolean, value: unknown): void {
+  if (agg.done) return;
+  if (!rejected) finish(agg, false, value);
+  else {
+    agg.values![index] = value;
+    if (--agg.remaining === 0) {
+      finish(agg, true, new AggregateError(agg.values!, "All promises were rejected"));
+    }
+  }
+}
+
+const CALLBACKS = [onAll, onAllSettled, onRace, onAny];
+
+/** Task mode: a settled input is no loser (its signal is never aborted). */
+function onTask(agg: Aggregator, index: number, rejected: boolean, value: unknown): void {
+  if (agg.done) return;
+  agg.controllers![index] = undefined;
+  CALLBACKS[agg.mode](agg, index, rejected, value);
+}
+
+const arrayValues = Array.prototype[Symbol.iterator];
+const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+const arrayIteratorNext = arrayIteratorPrototype.next;
+
+/**
+ * Whether iterating `input` with an index loop is unobservably the same as with its iterator: a
+ * true array whose iteration protocol is untouched (the loop re-reads `length`, as the iterator
+ * does, and reads holes as `undefined`).
+ */
+function isPlainArray(input: unknown): input is readonly unknown[] {
+  return Array.isArray(input) && input[Symbol.iterator] === arrayValues &&
+    arrayIteratorPrototype.next === arrayIteratorNext;
 }
 
 /** The four combinators: spec iteration order, a rejected result (never a throw) for bad input. */
@@ -149,11 +176,13 @@ export function combine(
   input: Iterable<unknown>,
   options: CombinatorOptions | AbortLosersOptions | undefined,
 ): LoopPromise<unknown> {
-  const what = `call ${NAMES[mode]}()`;
-  checkOptions(options, what);
+  if (options !== undefined) checkOptions(options, `call ${NAMES[mode]}()`);
   const loop = options?.loop ?? currentLoop();
   const rt = runtimeOf(loop);
-  const signal = checkSignal(options?.signal, what);
+  const rawSignal = options?.signal;
+  const signal = rawSignal === undefined
+    ? undefined
+    : checkSignal(rawSignal, `call ${NAMES[mode]}()`);
   const tasks = options?.abortLosers === true && mode !== ALL_SETTLED;
   const result = makePromise<unknown>(rt);
   if (signal?.aborted) {
@@ -162,39 +191,13 @@ export function combine(
   }
   const agg = new Aggregator(mode, loop, result);
   if (mode !== RACE) agg.values = [];
-  if (tasks) agg.controllers = [];
-  if (signal !== undefined) {
-    agg.signal = signal;
-    agg.onAbort = () => {
-      if (!agg.done) finish(agg, true, signal.reason, signal.reason);
-    };
-    signal.addEventListener("abort", agg.onAbort, { once: true });
-  }
-  let index = 0;
+  if (signal !== undefined) listen(agg, signal);
   try {
-    for (const item of input) {
-      const i = index++;
-      agg.values?.push(undefined);
-      agg.remaining++;
-      let value = item;
-      if (tasks) {
-        if (agg.done) break; // aborted meanwhile: start nothing more
-        if (typeof item === "function") {
-          const controller = new AbortController();
-          agg.controllers!.push(controller);
-          try {
-            value = item(controller.signal);
-          } catch (error) {
-            queueCallback(rt, onElement, agg, i, true, error);
-            continue;
-          }
-        } else agg.controllers!.push(undefined);
-      }
-      observe(rt, value, onElement, agg, i);
-    }
+    if (tasks) readTasks(agg, rt, input);
+    else if (isPlainArray(input)) readArray(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
+    else readIterable(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
   } catch (error) {
     // GetIterator or IteratorStep failed: the result rejects (the iterator is not closed).
-    agg.count = index;
     if (!agg.done) {
       const reason = tasks
         ? abortError(`Aborted: reading the inputs of ${NAMES[mode]}() threw`, error)
@@ -203,7 +206,6 @@ export function combine(
     }
     return result;
   }
-  agg.count = index;
   if (agg.done) return result;
   if (--agg.remaining === 0 && mode !== RACE) {
     if (mode === ANY) {
@@ -214,4 +216,74 @@ export function combine(
   agg.tracked = true;
   loop[kTrack](agg);
   return result;
+}
+
+function listen(agg: Aggregator, signal: AbortSignal): void {
+  agg.signal = signal;
+  agg.onAbort = () => {
+    if (!agg.done) finish(agg, true, signal.reason, signal.reason);
+  };
+  signal.addEventListener("abort", agg.onAbort, { once: true });
+}
+
+function readArray(
+  agg: Aggregator,
+  observer: LoopPromise<unknown>,
+  input: readonly unknown[],
+): void {
+  let values = agg.values;
+  if (values !== undefined) values = agg.values = new Array(input.length).fill(undefined);
+  for (let i = 0; i < input.length; i++) {
+    // The length is re-read: the array may grow while its elements' `then` getters run.
+    if (values !== undefined && i >= values.length) values.push(undefined);
+    agg.remaining++;
+    agg.count = i + 1;
+    observeWith(observer, input[i], i);
+  }
+  // ...or shrink (then it holds exactly the elements read).
+  if (values !== undefined && values.length > agg.count) values.length = agg.count;
+}
+
+function readIterable(
+  agg: Aggregator,
+  observer: LoopPromise<unknown>,
+  input: Iterable<unknown>,
+): void {
+  const values = agg.values;
+  let i = 0;
+  for (const value of input) {
+    values?.push(undefined);
+    agg.remaining++;
+    agg.count = i + 1;
+    observeWith(observer, value, i++);
+  }
+}
+
+/** Task-factory mode: function inputs are called with their own signal. */
+function readTasks(agg: Aggregator, rt: Runtime, input: Iterable<unknown>): void {
+  const controllers: (AbortController | undefined)[] = agg.controllers = [];
+  const observer = makeObserver(rt, onTask, agg);
+  let i = 0;
+  for (const item of input) {
+    if (agg.done) break; // aborted meanwhile: start nothing more
+    const index = i++;
+    agg.values?.push(undefined);
+    agg.remaining++;
+    agg.count = i;
+    if (typeof item !== "function") {
+      controllers.push(undefined);
+      observeWith(observer, item, index);
+      continue;
+    }
+    const controller = new AbortController();
+    controllers.push(controller);
+    let value: unknown;
+    try {
+      value = item(controller.signal);
+    } catch (error) {
+      queueCallback(rt, onTask, agg, index, true, error);
+      continue;
+    }
+    observeWith(observer, value, index);
+  }
 }

@@ -86,7 +86,7 @@ function deadlineTimer(state: DeadlineState, delayMs: number): void {
  * import { deadline } from "./deadline.ts";
  * import { LoopPromise } from "./loop_promise.ts";
  * const loop = new Loop({ clock: new VirtualClock() });
- * const slow = new LoopPromise((resolve) => loop.setTimeout(resolve, 60_000), { loop });
+ * const slow = new LoopPromise((resolve) => loop.setTimeout(() => resolve("late"), 60_000), { loop });
  * deadline(slow, 5_000).catch((error) => console.log(error.name, loop.now())); // "TimeoutError" 5000
  * await loop.run();
  * await loop.close();

@@ -6,6 +6,7 @@
  */
 import { Loop } from "../loop/loop.ts";
 import { currentLoop, defaultLoop } from "../loop/default_loop.ts";
+import * as loopInternal from "../loop/_internal.ts";
 import {
   kAfterCheckpoint,
   kReportHandled,
@@ -21,14 +22,18 @@ import { race } from "./race.ts";
 import type { CombinatorOptions, SettledOutcome } from "./_combinator.ts";
 
 // Engine overview (why it is shaped this way):
-// - One object per promise. A promise created by `then()` is also its own reaction record: it holds
-//   the handlers and is linked into its source's reaction list through `#next`, so `then()` allocates
-//   exactly one object and a settled promise with one reaction stores it inline.
+// - One object per promise (5 fields). A promise created by `then()` is also its own reaction
+//   record: it holds the handler(s) and, while pending, is linked into its source's reaction list
+//   through its `#value` (free until it settles), so `then()` allocates exactly one object and a
+//   promise with one reaction stores it inline.
 // - Reaction lists are intrusive singly linked lists, prepended and reversed once at settlement (FIFO
 //   order of `then()` calls without an array or a tail pointer per promise).
-// - Jobs wait in a per-loop intrusive FIFO (through the same `#next`); for each job one shared
-//   function is queued with `loop.queueMicrotask`, so every reaction is exactly one loop microtask,
-//   interleaved in order with the loop's other microtasks, with no closure per reaction.
+// - Jobs wait in a per-loop ring of (job, incoming value) pairs. For each job one shared function is
+//   queued with `loop.queueMicrotask`, so reactions interleave in exact FIFO order with the loop's
+//   other microtasks, with no closure per reaction. If the loop exposes its microtask sequence
+//   (kMicrotaskSeq), consecutive jobs with nothing queued in between share one loop microtask.
+// - A pending promise's reaction list head is `#head`; a settled one holds `#value`. Hot functions
+//   are kept small (cold paths split out) so V8 inlines them into `then` and the drain loop.
 // - Internal records (combinator element callbacks, foreign-thenable jobs) are instances of the same
 //   class in other "kinds", so every queue and list stays monomorphic.
 
@@ -48,7 +53,20 @@ const INCOMING_REJECTED = 32;
 const KIND_RECORD = 64;
 /** An internal job: calls a foreign thenable's `then` (`#handler`) on `#value` for promise `#head`. */
 const KIND_THENABLE = 128;
-const KINDS = KIND_RECORD | KIND_THENABLE;
+/**
+ * A shared observer: `#handler(#head, index, rejected, value)` for many inputs of one combinator,
+ * queued once per settled input with the input's index (no object per input). `#value` holds the
+ * settled inputs (LoopPromises, or plain values) by index until their job runs.
+ */
+const KIND_SHARED = 2048;
+/**
+ * A shared observer's ring entry carries `start * RANGE + count`: consecutive inputs queued back to
+ * back (in the same segment) extend one entry instead of taking one each.
+ */
+const RANGE = 4194304; // 2 ** 22
+const KINDS = KIND_RECORD | KIND_THENABLE | KIND_SHARED;
+/** Resolving this promise with a LoopPromise calls its `then` in a job (native timing: `finally`). */
+const ADOPT_VIA_THEN = 1024;
 /** `#handler` holds the fulfilment handler. */
 const ON_FULFILLED = 256;
 /** `#handler` holds the rejection handler (with ON_FULFILLED too: a {@linkcode HandlerPair}). */
@@ -73,9 +91,25 @@ class HandlerPair {
  */
 const REPORT_AFTER_NATIVE_TURNS = 16;
 
+/**
+ * `loop[kMicrotaskSeq]`, if the loop offers it: a cell `{ value }` counting the loop microtasks
+ * ever queued. With it, jobs queued while nothing else was queued on the loop since our last
+ * drainer join that drainer (one loop microtask for a run of jobs, in exactly the order one
+ * microtask per job would give). Without it (or if it is not such a cell), every job is its own
+ * loop microtask.
+ */
+const kMicrotaskSeq: symbol | undefined = loopInternal.kMicrotaskSeq;
+/** A loop's microtask counter. */
+interface SeqCell {
+  readonly value: number;
+}
+
+/** Initial slots of a runtime's job ring (two per job). */
+const RING_INITIAL_SLOTS = 512;
+
 const INTERNAL: unique symbol = Symbol("LoopPromise.internal");
-/** Where a loop keeps its promise runtime (set on first use). */
-const kRuntime: unique symbol = Symbol("eventloop.promiseRuntime");
+/** Where a loop keeps its promise runtime (set on first use): a slot the Loop declares. */
+const kRuntime: typeof loopInternal.kPromiseRuntime = loopInternal.kPromiseRuntime;
 
 /** The settlement state of a {@linkcode LoopPromise}. */
 export type LoopPromiseState = "pending" | "fulfilled" | "rejected";
@@ -114,10 +148,28 @@ export type ElementCallback<C> = (ctx: C, index: number, rejected: boolean, valu
 /** Per-loop promise state: the job FIFO and the pending unhandled rejections. */
 class Runtime {
   readonly loop: Loop;
-  head: AnyPromise | undefined = undefined;
-  tail: AnyPromise | undefined = undefined;
+  /** The job FIFO: pairs (job, incoming value) on a power-of-two ring. */
+  ring: unknown[] = new Array(RING_INITIAL_SLOTS).fill(undefined);
+  ringMask = RING_INITIAL_SLOTS - 1;
+  /** Slot of the oldest pair. */
+  ringHead = 0;
+  /** Pairs queued. */
+  ringSize = 0;
   /** Queued once per job: runs the oldest job. */
   drainOne: () => void = noop;
+  /** With a sequenced loop: queued once per segment; runs the segment's jobs. */
+  drainSegment: () => void = noop;
+  /** The loop's microtask counter, if it has one (see kMicrotaskSeq). */
+  seq: SeqCell | undefined = undefined;
+  /** Jobs run so far (absolute position in the job sequence). */
+  jobsRun = 0;
+  /** End positions of closed segments whose drainers have not finished (from `segmentHead`). */
+  segmentEnds: number[] = [];
+  segmentHead = 0;
+  /** The last segment still takes jobs: its drainer has not finished... */
+  open = false;
+  /** ...and nothing was queued on the loop since it was queued (the loop's count then). */
+  openSeq = 0;
   /** Rejected without a handler since the last check. */
   unhandled: AnyPromise[] = [];
   checkScheduled = false;
@@ -197,6 +249,13 @@ export let queueCallback: <C>(
   rejected: boolean,
   value: unknown,
 ) => void;
+/** @internal A shared observer for the inputs of one combinator; see {@linkcode observeWith}. */
+export let makeObserver: <C>(rt: Runtime, callback: ElementCallback<C>, ctx: C) => AnyPromise;
+/**
+ * @internal Like {@linkcode observe}, through a shared observer: settled LoopPromises and plain
+ * values cost no allocation (the observer is queued with the index).
+ */
+export let observeWith: (observer: AnyPromise, value: unknown, index: number) => void;
 /** @internal Marks a promise handled (no unhandled-rejection report for it). */
 export let markHandled: (promise: AnyPromise) => void;
 
@@ -208,16 +267,25 @@ export type { Runtime };
  * any thenable (native promises included) and is faster than a native promise.
  *
  * - **Loop binding.** `new LoopPromise(executor)` binds to `options.loop ?? currentLoop()`;
- *   promises made by `then`/`catch`/`finally` bind to their source's loop. Reactions run when that
- *   loop runs (the default loop starts itself).
+ *   promises made by `then`/`catch`/`finally` bind to their source's loop. Reactions run in FIFO
+ *   order with the loop's other microtasks, when that loop runs: the default loop starts itself, an
+ *   explicit loop only runs in `run()`/`runOnce()`. So awaiting a promise of an explicit loop from
+ *   outside it (or returning one from an async function) settles only while that loop runs.
  * - **Adoption.** Resolving with a thenable reads its `then` once and calls it in a later microtask
  *   (as native promises do); resolving with another `LoopPromise` (or a subclass) adopts its state
- *   directly, without calling `then` and without extra microtasks.
- * - **Unhandled rejections.** A promise rejected with no handler by the end of the loop's microtask
- *   checkpoint is reported once (the loop's `onUnhandledRejection`, else the loop fails fast, or on
- *   the default loop a cancelable `unhandledrejection` event on `globalThis`); a handler attached
- *   later reports it handled. As natively, `then(f)` without a rejection handler handles its source,
- *   and its child carries the rejection on (and is what gets reported).
+ *   directly, without calling `then` and without extra microtasks (`finally` keeps the native
+ *   count). On an explicit loop, a promise adopting a foreign thenable (a native promise, say) keeps
+ *   `run()` alive until the thenable answers (listed as `"promise.adopt"` in `aliveReasons()`, and
+ *   rejected with `LoopClosedError` on close): `LoopPromise.from(main(), { loop })` keeps a loop
+ *   running for as long as an async function runs.
+ * - **Unhandled rejections.** A promise still rejected with no handler after the loop's microtask
+ *   checkpoint (and a few native microtask turns, so that `await` and async-function returns, which
+ *   attach their handlers from native microtasks, count as handling) is reported once: the loop's
+ *   `onUnhandledRejection`, else the loop fails fast (`run()` rejects), or on the default loop a
+ *   cancelable `unhandledrejection` event on `globalThis`. A handler attached later reports it
+ *   handled (`onRejectionHandled` / `rejectionhandled`). As natively, `then(f)` without a
+ *   rejection handler handles its source, and its child carries the rejection on (and is what
+ *   gets reported).
  * - **Closed loops.** If its loop is closed, reactions run on native microtasks instead, so a promise
  *   never hangs because its loop is gone.
  * - **Inspection.** {@linkcode LoopPromise.state}, {@linkcode LoopPromise.value} and
@@ -251,12 +319,11 @@ export type { Runtime };
 export class LoopPromise<T> implements PromiseLike<T> {
   // Field order is the object layout; keep the hot fields first.
   #flags = 0;
+  /** The value or reason once settled; while pending, the link to the next sibling reaction. */
   #value: unknown = undefined;
   #rt: Runtime;
   /** Reaction list head; for a record, its index; for a thenable job, the target promise. */
   #head: unknown = undefined;
-  /** Link in a reaction list or in the job FIFO. */
-  #next: AnyPromise | undefined = undefined;
   /** The handler(s) (see ON_FULFILLED); for a record, its callback; for a thenable job, `then`. */
   #handler: AnyFunction | HandlerPair | undefined = undefined;
 
@@ -360,24 +427,17 @@ export class LoopPromise<T> implements PromiseLike<T> {
   finally(onFinally?: (() => void) | null): LoopPromise<T> {
     if (typeof onFinally !== "function") return this.then(onFinally, onFinally);
     const rt = this.#rt;
-    return this.then(
-      (value) => {
-        const result: unknown = onFinally();
-        if (result === null || (typeof result !== "object" && typeof result !== "function")) {
-          return value;
-        }
-        return LoopPromise.#on<unknown>(rt, result).then(() => value);
-      },
-      (reason) => {
-        const result: unknown = onFinally();
-        if (result === null || (typeof result !== "object" && typeof result !== "function")) {
+    // The spec's steps (then the result of onFinally, then the outcome), with the child adopting
+    // through a `then` call in its own microtask: the same microtask count as native `finally`.
+    const child = this.then(
+      (value) => LoopPromise.#settledBy(rt, onFinally()).then(() => value),
+      (reason) =>
+        LoopPromise.#settledBy(rt, onFinally()).then(() => {
           throw reason;
-        }
-        return LoopPromise.#on<unknown>(rt, result).then(() => {
-          throw reason;
-        });
-      },
+        }),
     );
+    child.#flags |= ADOPT_VIA_THEN;
+    return child;
   }
 
   /**
@@ -495,7 +555,8 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /**
    * Adopts `value` onto a loop: `value` itself if it is a `LoopPromise` bound to
    * `options.loop ?? currentLoop()`, else a new promise on that loop that follows it. Unlike
-   * {@linkcode LoopPromise.resolve}, a `LoopPromise` of another loop is always re-homed.
+   * {@linkcode LoopPromise.resolve}, a `LoopPromise` of another loop is always re-homed. Adopting a
+   * native promise on an explicit loop keeps the loop's `run()` going until it settles.
    *
    * @param value A value, a native promise, a `LoopPromise` or any thenable.
    * @param options The `loop` to adopt onto.
@@ -735,6 +796,12 @@ export class LoopPromise<T> implements PromiseLike<T> {
     }
   }
 
+  /** `value` itself if it is a LoopPromise (as PromiseResolve), else a new promise on `rt`. */
+  static #settledBy(rt: Runtime, value: unknown): AnyPromise {
+    if (typeof value === "object" && value !== null && #flags in value) return value as AnyPromise;
+    return LoopPromise.#on(rt, value);
+  }
+
   /** A new promise on `rt` resolved with `value`. */
   static #on<T>(rt: Runtime, value: unknown): LoopPromise<Awaited<T>> {
     const promise = new LoopPromise<Awaited<T>>(INTERNAL as never, rt as never);
@@ -747,15 +814,14 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static #attach(source: AnyPromise, reaction: AnyPromise): void {
     const flags = source.#flags;
     if ((flags & STATE_MASK) === PENDING) {
-      reaction.#next = source.#head as AnyPromise | undefined;
+      reaction.#value = source.#head;
       source.#head = reaction;
       source.#flags = flags | HANDLED;
       return;
     }
     if ((flags & HANDLED) === 0) LoopPromise.#handle(source, flags);
-    reaction.#value = source.#value;
     if ((flags & STATE_MASK) === REJECTED) reaction.#flags |= INCOMING_REJECTED;
-    LoopPromise.#enqueue(source.#rt, reaction);
+    LoopPromise.#enqueue(source.#rt, reaction, source.#value);
   }
 
   /** Marks a settled promise handled, reporting it handled if it was reported unhandled. */
@@ -764,13 +830,20 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
   }
 
-  /** Appends `job` to the FIFO of `rt` and queues one loop microtask to run it. */
-  static #enqueue(rt: Runtime, job: AnyPromise): void {
-    const tail = rt.tail;
-    if (tail === undefined) rt.head = job;
-    else tail.#next = job;
-    rt.tail = job;
+  /**
+   * Appends `job` (with the outcome it carries) to the FIFO of `rt` and makes sure a loop
+   * microtask will run it, in order.
+   */
+  static #enqueue(rt: Runtime, job: AnyPromise, value: unknown): void {
+    const size = rt.ringSize;
+    let ring = rt.ring;
+    if (size * 2 === ring.length) ring = LoopPromise.#grow(rt);
+    const slot = (rt.ringHead + size * 2) & rt.ringMask;
+    ring[slot] = job;
+    ring[slot + 1] = value;
+    rt.ringSize = size + 1;
     if (rt.native) LoopPromise.#scheduleNative(rt);
+    else if (rt.seq !== undefined) LoopPromise.#enqueueSequenced(rt, rt.seq);
     else {
       try {
         rt.loop.queueMicrotask(rt.drainOne);
@@ -780,9 +853,96 @@ export class LoopPromise<T> implements PromiseLike<T> {
     }
   }
 
+  /** Doubles the job ring, unwrapping it. */
+  static #grow(rt: Runtime): unknown[] {
+    const old = rt.ring;
+    const ring = new Array(old.length * 2).fill(undefined);
+    const used = rt.ringSize * 2;
+    for (let i = 0; i < used; i++) ring[i] = old[(rt.ringHead + i) & rt.ringMask];
+    rt.ring = ring;
+    rt.ringMask = ring.length - 1;
+    rt.ringHead = 0;
+    return ring;
+  }
+
+  /** Takes the oldest job off the ring and runs it. */
+  static #runNext(rt: Runtime): void {
+    const ring = rt.ring;
+    const slot = rt.ringHead;
+    const job = ring[slot] as AnyPromise;
+    const value = ring[slot + 1];
+    ring[slot] = undefined;
+    ring[slot + 1] = undefined;
+    rt.ringHead = (slot + 2) & rt.ringMask;
+    rt.ringSize--;
+    rt.jobsRun++;
+    LoopPromise.#run(job, value);
+  }
+
+  /**
+   * If nothing was queued on the loop since our last drainer (and it has not finished), the job
+   * joins its segment: running it there is running it next. Else a new drainer is queued.
+   */
+  static #enqueueSequenced(rt: Runtime, seq: SeqCell): void {
+    if (rt.open) {
+      if (seq.value === rt.openSeq) return; // joins the open segment
+      // Something else was queued on the loop meanwhile: close the segment before this job.
+      rt.segmentEnds.push(rt.jobsRun + rt.ringSize - 1);
+    }
+    try {
+      rt.loop.queueMicrotask(rt.drainSegment);
+    } catch {
+      LoopPromise.#goNative(rt);
+      return;
+    }
+    rt.open = true;
+    rt.openSeq = seq.value;
+  }
+
+  /**
+   * One loop microtask: runs the oldest unfinished segment, up to its end if it is closed (it may
+   * close while running), else every queued job (including those that join it meanwhile).
+   */
+  static #drainSegment(rt: Runtime): void {
+    const ends = rt.segmentEnds;
+    let finished = false;
+    try {
+      while (rt.ringSize !== 0) {
+        if (rt.segmentHead < ends.length && rt.jobsRun >= ends[rt.segmentHead]) break;
+        LoopPromise.#runNext(rt);
+      }
+      finished = true;
+    } finally {
+      if (finished) {
+        if (rt.segmentHead < ends.length) {
+          if (++rt.segmentHead === ends.length) {
+            ends.length = 0;
+            rt.segmentHead = 0;
+          }
+        } else rt.open = false;
+      } else {
+        // A job threw (only an internal callback can): a new drainer replaces this one. Segments
+        // are run oldest first, so the rest of this one still runs before later ones; an open
+        // segment is closed here so that later jobs wait for their own drainer.
+        if (rt.segmentHead >= ends.length) {
+          ends.push(rt.jobsRun + rt.ringSize);
+          rt.open = false;
+        }
+        try {
+          rt.loop.queueMicrotask(rt.drainSegment);
+        } catch {
+          LoopPromise.#goNative(rt);
+        }
+      }
+    }
+  }
+
   /** The loop is closed: from now on its promises run on native microtasks. */
   static #goNative(rt: Runtime): void {
     rt.native = true;
+    rt.segmentEnds.length = 0;
+    rt.segmentHead = 0;
+    rt.open = false;
     LoopPromise.#scheduleNative(rt);
   }
 
@@ -795,23 +955,19 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /** A native microtask (closed loop): runs every queued job. */
   static #drainAll(rt: Runtime): void {
     rt.nativeScheduled = false;
-    for (let job = rt.head; job !== undefined; job = rt.head) {
-      const next = job.#next;
-      rt.head = next;
-      if (next === undefined) rt.tail = undefined;
-      else job.#next = undefined;
+    while (rt.ringSize !== 0) {
       try {
-        LoopPromise.#run(job);
+        LoopPromise.#runNext(rt);
       } catch (error) {
         reportError(error);
       }
     }
   }
 
-  static #run(job: AnyPromise): void {
+  static #run(job: AnyPromise, value: unknown): void {
     const flags = job.#flags;
     if ((flags & KINDS) !== 0) {
-      LoopPromise.#runInternal(job, flags);
+      LoopPromise.#runInternal(job, flags, value);
       return;
     }
     // A promise reacting to its source's outcome.
@@ -829,12 +985,12 @@ export class LoopPromise<T> implements PromiseLike<T> {
     }
     job.#flags = flags & ~(INCOMING_REJECTED | BOTH_HANDLERS);
     if (handler === undefined) {
-      LoopPromise.#settle(job, rejected ? REJECTED : FULFILLED, job.#value);
+      LoopPromise.#settle(job, rejected ? REJECTED : FULFILLED, value);
       return;
     }
     let result: unknown;
     try {
-      result = handler(job.#value);
+      result = handler(value);
     } catch (error) {
       LoopPromise.#settle(job, REJECTED, error);
       return;
@@ -843,16 +999,63 @@ export class LoopPromise<T> implements PromiseLike<T> {
   }
 
   /** Runs an internal record or thenable job. */
-  static #runInternal(job: AnyPromise, flags: number): void {
+  static #runInternal(job: AnyPromise, flags: number, value: unknown): void {
+    if ((flags & KIND_SHARED) !== 0) {
+      LoopPromise.#runShared(job, value as number);
+      return;
+    }
     if ((flags & KIND_RECORD) !== 0) {
       const callback = job.#handler as AnyFunction;
       const ctx = job.#head;
       job.#handler = undefined;
       job.#head = undefined;
-      callback(ctx, job.#rt as unknown as number, (flags & INCOMING_REJECTED) !== 0, job.#value);
+      callback(ctx, job.#rt as unknown as number, (flags & INCOMING_REJECTED) !== 0, value);
       return;
     }
     LoopPromise.#callThen(job);
+  }
+
+  /** Runs a shared observer's range of settled inputs, in index order. */
+  static #runShared(job: AnyPromise, packed: number): void {
+    const sources = job.#value as unknown[];
+    const count = packed % RANGE;
+    const start = (packed - count) / RANGE;
+    const end = start + count;
+    const callback = job.#handler as AnyFunction;
+    const ctx = job.#head;
+    let failure: { error: unknown } | undefined;
+    for (let index = start; index < end; index++) {
+      const source = sources[index];
+      sources[index] = undefined;
+      try {
+        if (typeof source === "object" && source !== null && #flags in source) {
+          const settled = source as AnyPromise;
+          callback(ctx, index, (settled.#flags & STATE_MASK) === REJECTED, settled.#value);
+        } else callback(ctx, index, false, source);
+      } catch (error) {
+        if (failure === undefined) failure = { error };
+        else reportError(error);
+      }
+    }
+    if (failure !== undefined) throw failure.error;
+  }
+
+  /** Queues a shared observer for `index`, extending its range if it is the last job queued. */
+  static #enqueueShared(rt: Runtime, observer: AnyPromise, index: number): void {
+    const seq = rt.seq;
+    if (seq !== undefined && rt.open && seq.value === rt.openSeq && rt.ringSize !== 0) {
+      const ring = rt.ring;
+      const last = (rt.ringHead + (rt.ringSize - 1) * 2) & rt.ringMask;
+      if (ring[last] === observer) {
+        const packed = ring[last + 1] as number;
+        const count = packed % RANGE;
+        if ((packed - count) / RANGE + count === index && count < RANGE - 1) {
+          ring[last + 1] = packed + 1;
+          return;
+        }
+      }
+    }
+    LoopPromise.#enqueue(rt, observer, index * RANGE + 1);
   }
 
   /** The A+ 2.3.3.3 step for a foreign thenable, run as its own microtask. */
@@ -887,7 +1090,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
     } catch (error) {
       if (answered()) LoopPromise.#settle(target, REJECTED, error);
     }
-    if (called || !rt.refAdoptions || rt.native) return;
+    if (called || !rt.refAdoptions || rt.native || #flags in (thenable as object)) return;
     // Waiting on outside work (a native promise, say): keep run() alive until it answers, and
     // reject on close rather than hang.
     waiting = {
@@ -924,12 +1127,16 @@ export class LoopPromise<T> implements PromiseLike<T> {
       return;
     }
     if (#flags in value) {
+      if ((promise.#flags & ADOPT_VIA_THEN) !== 0) {
+        LoopPromise.#queueThenCall(promise, value, LoopPromise.prototype.then);
+        return;
+      }
       // Our own promise: adopt its state directly (A+ 2.3.2).
       const source = value as AnyPromise;
       const flags = source.#flags;
       const state = flags & STATE_MASK;
       if (state === PENDING) {
-        promise.#next = source.#head as AnyPromise | undefined;
+        promise.#value = source.#head;
         source.#head = promise;
         source.#flags = flags | HANDLED;
         return;
@@ -952,13 +1159,18 @@ export class LoopPromise<T> implements PromiseLike<T> {
       LoopPromise.#settle(promise, FULFILLED, value);
       return;
     }
+    LoopPromise.#queueThenCall(promise, value, then as AnyFunction);
+  }
+
+  /** Queues the job that calls `then` on `thenable` with the resolve functions of `promise`. */
+  static #queueThenCall(promise: AnyPromise, thenable: object, then: AnyFunction): void {
     const rt = promise.#rt;
     const job = new LoopPromise<unknown>(INTERNAL as never, rt as never);
     job.#flags = KIND_THENABLE;
     job.#head = promise;
-    job.#handler = then as AnyFunction;
-    job.#value = value;
-    LoopPromise.#enqueue(rt, job);
+    job.#handler = then;
+    job.#value = thenable;
+    LoopPromise.#enqueue(rt, job, undefined);
   }
 
   /** Settles a pending promise and queues its reactions in `then` order. */
@@ -976,13 +1188,14 @@ export class LoopPromise<T> implements PromiseLike<T> {
 
   /** Queues the reactions of a promise that just settled, in `then` order. */
   static #react(rt: Runtime, first: AnyPromise, state: number, value: unknown): void {
+    // Pending reactions are linked through their #value (free while pending).
     let reaction: AnyPromise | undefined = first;
-    if (first.#next !== undefined) {
+    if (first.#value !== undefined) {
       // Prepended as attached: reverse once to run them in attachment order.
       let previous: AnyPromise | undefined = undefined;
       while (reaction !== undefined) {
-        const next: AnyPromise | undefined = reaction.#next;
-        reaction.#next = previous;
+        const next = reaction.#value as AnyPromise | undefined;
+        reaction.#value = previous;
         previous = reaction;
         reaction = next;
       }
@@ -990,11 +1203,10 @@ export class LoopPromise<T> implements PromiseLike<T> {
     }
     const incoming = state === REJECTED ? INCOMING_REJECTED : 0;
     do {
-      const next: AnyPromise | undefined = reaction.#next;
-      reaction.#next = undefined;
-      reaction.#value = value;
+      const next = reaction.#value as AnyPromise | undefined;
+      reaction.#value = undefined;
       reaction.#flags |= incoming;
-      LoopPromise.#enqueue(rt, reaction);
+      LoopPromise.#enqueue(rt, reaction, value);
       reaction = next;
     } while (reaction !== undefined);
   }
@@ -1089,22 +1301,24 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       const rt = new Runtime(loop);
       rt.refAdoptions = loop !== defaultLoop();
-      // Closures made here reach the engine directly (no extra call layer per job).
-      rt.drainOne = () => {
-        const job = rt.head;
-        if (job === undefined) return;
-        const next = job.#next;
-        rt.head = next;
-        if (next === undefined) rt.tail = undefined;
-        else job.#next = undefined;
-        LoopPromise.#run(job);
+      // Closures made here reach the engine directly (no extra call layer per job); their names
+      // label the loop's microtasks in metrics.
+      const promiseReaction = (): void => {
+        if (rt.ringSize !== 0) LoopPromise.#runNext(rt);
       };
+      const promiseReactions = (): void => LoopPromise.#drainSegment(rt);
+      rt.drainOne = promiseReaction;
+      rt.drainSegment = promiseReactions;
+      if (kMicrotaskSeq !== undefined) {
+        const cell = (loop as unknown as Record<symbol, unknown>)[kMicrotaskSeq] as SeqCell;
+        if (typeof cell?.value === "number") rt.seq = cell;
+      }
       rt.checkUnhandled = () => LoopPromise.#checkUnhandled(rt);
       rt.nativeHop = () => {
         if (rt.hopScheduled) LoopPromise.#judge(rt, false);
       };
       rt.drainAll = () => LoopPromise.#drainAll(rt);
-      Object.defineProperty(loop, kRuntime, { value: rt });
+      (loop as unknown as { [kRuntime]: Runtime })[kRuntime] = rt;
       return rt;
     };
     makePromise = <T>(rt: Runtime): LoopPromise<T> => {
@@ -1141,9 +1355,40 @@ export class LoopPromise<T> implements PromiseLike<T> {
     };
     queueCallback = (rt, callback, ctx, index, rejected, value) => {
       const job = record(callback, ctx, index);
-      job.#value = value;
       if (rejected) job.#flags |= INCOMING_REJECTED;
-      LoopPromise.#enqueue(rt, job);
+      LoopPromise.#enqueue(rt, job, value);
+    };
+    makeObserver = (rt, callback, ctx) => {
+      const observer = new LoopPromise<unknown>(INTERNAL as never, rt as never);
+      observer.#flags = KIND_SHARED;
+      observer.#handler = callback;
+      observer.#head = ctx;
+      observer.#value = [];
+      return observer;
+    };
+    observeWith = (observer, value, index) => {
+      if (typeof value === "object" && value !== null && #flags in value) {
+        const source = value as AnyPromise;
+        const flags = source.#flags;
+        if ((flags & STATE_MASK) === PENDING) {
+          LoopPromise.#attach(
+            source,
+            record(observer.#handler as ElementCallback<unknown>, observer.#head, index),
+          );
+          return;
+        }
+        if ((flags & HANDLED) === 0) LoopPromise.#handle(source, flags);
+        (observer.#value as unknown[])[index] = source;
+        LoopPromise.#enqueueShared(source.#rt, observer, index);
+        return;
+      }
+      const rt = observer.#rt;
+      if (value === null || (typeof value !== "object" && typeof value !== "function")) {
+        (observer.#value as unknown[])[index] = value;
+        LoopPromise.#enqueueShared(rt, observer, index);
+        return;
+      }
+      observe(rt, value, observer.#handler as ElementCallback<unknown>, observer.#head, index);
     };
     observe = (rt, value, callback, ctx, index) => {
       if (value === null || (typeof value !== "object" && typeof value !== "function")) {

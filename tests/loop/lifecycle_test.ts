@@ -136,3 +136,15 @@ Deno.test("constructor options are validated", () => {
   assert.throws(() => new Loop({ yieldIntervalMs: 0 }), RangeError);
   assert.throws(() => new Loop({ clock: { now: () => 0, virtual: true } }), TypeError);
 });
+
+Deno.test("run() gives native continuations a turn before deciding it is done", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  loop.submit(async () => {
+    await Promise.resolve();
+    loop.setTimeout(() => log.push("scheduled after an await"), 5);
+  });
+  await loop.run();
+  assert.deepEqual(log, ["scheduled after an await"]);
+  await loop.close();
+});

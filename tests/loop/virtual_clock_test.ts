@@ -68,6 +68,10 @@ Deno.test("native promise continuations run before virtual time jumps ahead", as
   loop.setTimeout(() => log.push(`keep-alive at ${clock.now()}`), 100);
   await loop.run();
   await worker;
-  assert.deepEqual(log, ["after first delay at 10", "after second delay at 20", "keep-alive at 100"]);
+  assert.deepEqual(log, [
+    "after first delay at 10",
+    "after second delay at 20",
+    "keep-alive at 100",
+  ]);
   await loop.close();
 });

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
 import { all, LoopPromise, race, toNative } from "../../promise/mod.ts";
+import { queueCallback, runtimeOf } from "../../promise/loop_promise.ts";
 
 /** A loop that records unhandled and handled reports. */
 function reportingLoop(): {
@@ -586,4 +587,35 @@ Deno.test("closing the loop", async (t) => {
     assert.deepEqual(log, ["ran"]);
     assert.ok(report.ran.microtasks >= 1);
   });
+});
+
+Deno.test("an internal callback that throws is reported; later reactions still run in order", async () => {
+  const errors: unknown[] = [];
+  const loop = new Loop({ onError: (error) => errors.push(error) });
+  const log: string[] = [];
+  const boom = new Error("internal");
+  loop.submit(() => {
+    const p = LoopPromise.resolve();
+    p.then(() => log.push("a"));
+    queueCallback(
+      runtimeOf(loop),
+      () => {
+        log.push("boom");
+        throw boom;
+      },
+      undefined,
+      0,
+      false,
+      undefined,
+    );
+    p.then(() => log.push("b"));
+    loop.queueMicrotask(() => log.push("m"));
+    p.then(() => log.push("c"));
+  });
+  await loop.run();
+  assert.deepEqual(errors, [boom]);
+  assert.deepEqual(log.slice(0, 2), ["a", "boom"]);
+  assert.deepEqual(log.filter((x) => x !== "m"), ["a", "boom", "b", "c"]);
+  assert.ok(log.includes("m"));
+  await loop.close();
 });
