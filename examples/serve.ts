@@ -19,8 +19,11 @@ import { NativeServer } from "./resp/server_native.ts";
 
 /** Parsed command line. */
 export interface ServeArgs {
+  /** The IPv4 address to bind. */
   host: string;
+  /** The port (0: a free one). */
   port: number;
+  /** Serve with `Deno.listen` instead of the loop. */
   native: boolean;
 }
 
@@ -43,7 +46,9 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
       const text = value();
       const port = Number(text);
       if (!/^\d+$/.test(text) || port > 65535) {
-        throw new RangeError(`Cannot use --port as it must be an integer in [0, 65535]: current value is ${text}`);
+        throw new RangeError(
+          `Cannot use --port as it must be an integer in [0, 65535]: current value is ${text}`,
+        );
       }
       result.port = port;
     } else if (flag === "--host" || flag === "-h") result.host = value();
@@ -51,7 +56,9 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
     else if (flag === "--help") {
       console.log("usage: deno task serve [--port 6380] [--host 127.0.0.1] [--native]");
       Deno.exit(0);
-    } else throw new TypeError(`Cannot parse the argument as an option: current value is ${args[i]}`);
+    } else {throw new TypeError(
+        `Cannot parse the argument as an option: current value is ${args[i]}`,
+      );}
   }
   return result;
 }
@@ -84,21 +91,29 @@ async function main(): Promise<void> {
     });
     await done;
     removeSignals();
-    console.log(`stopped: ${server.engine.stats.connectionsTotal} connections, ${server.engine.stats.commands} commands`);
+    console.log(
+      `stopped: ${server.engine.stats.connectionsTotal} connections, ${server.engine.stats.commands} commands`,
+    );
     return;
   }
 
-  const loop = new Loop({ label: "resp-server" });
+  const loop = new Loop({ label: "resp-server", busyPollMs: 1 });
   let server: LoopServer;
   try {
     server = new LoopServer(loop, { host: args.host, port: args.port });
   } catch (error) {
     removeSignals();
-    console.error(`cannot listen on ${args.host}:${args.port}: ${error instanceof Error ? error.message : error}`);
+    console.error(
+      `cannot listen on ${args.host}:${args.port}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
     await loop.close();
     Deno.exit(1);
   }
-  console.log(`resp server (eventloop: FFI sockets + loop.watch) on ${server.host}:${server.port} — Ctrl-C to stop`);
+  console.log(
+    `resp server (eventloop: FFI sockets + loop.watch) on ${server.host}:${server.port} — Ctrl-C to stop`,
+  );
   stop = (signal) => {
     console.log(`\n${signal}: stopping (flushing replies, closing every connection)`);
     void server.stop();
@@ -107,7 +122,9 @@ async function main(): Promise<void> {
   removeSignals();
   await loop.close();
   const s = server.stats();
-  console.log(`stopped: ${s.connectionsTotal} connections, ${s.commands} commands, ${s.fdsClosed} fds closed`);
+  console.log(
+    `stopped: ${s.connectionsTotal} connections, ${s.commands} commands, ${s.fdsClosed} fds closed`,
+  );
 }
 
 if (import.meta.main) await main();

@@ -1,288 +1,689 @@
-// The pending timers, stored as libuv and Node store them: one FIFO list per duration. Timers of
+// The pending timers, stored as libuv and Node store them: one FIFO run per duration. Timers of
 // one duration armed from a clock that never goes back come due in the order they were armed, so
-// appending keeps each list sorted for free; a small indexed 4-ary min-heap orders the LISTS by
-// their heads' (deadline, sequence). Insert and cancel are O(1) (an append, an unlink); taking the
-// next due timer is O(log L) for L lists (distinct durations, usually few), and the sifts touch
-// only list objects, which stay hot in cache, never the timers scattered in memory.
+// appending keeps each run sorted for free; a small indexed 4-ary min-heap orders the RUNS by
+// their heads' (deadline, sequence). Insert and cancel are O(1); taking the next due timer is
+// O(log R) for R runs (distinct durations, usually few), and its sifts touch only run objects.
 //
-// Lists are circular and doubly linked through a sentinel, the list object itself (as Node's are),
-// so an entry needs no pointer to its list: unlinking needs only its neighbours, and the entry was
-// the head exactly when its predecessor is a list. The links replace the heap index a heap entry
-// would carry, so an entry costs one field more than in a heap, and the heap's array is gone.
+// A run is a ring buffer, not a linked list: entries at absolute positions [head, tail), the
+// entry at `p & mask`, its key in a Float64Array beside it. Walking a linked list chases one
+// pointer per timer through memory laid out in scheduling order, not firing order, a cache miss
+// each, one after the other (~150 ns a timer with 100k pending over 1000 durations); a ring hands
+// out the next timers' addresses at once and keeps the keys the heap compares off the timers. A
+// cancelled entry leaves a hole that the head and tail skip; a run full of holes is compacted
+// when it would otherwise grow, so holes cost amortised O(1). An entry only knows its run and its
+// position: the timer objects carry no key, so they are smaller and a sift never touches them.
 //
-// An entry that would land out of order (an interval re-armed from its old deadline, a refresh
-// with another base, a clamp, a timer set aside during a pass and put back) is inserted at its
-// place: after the tail is checked, the head, then a short scan back from the tail. When the scan
-// is longer than SCAN_LIMIT, the entry starts a run of its own, a list outside the map ordered by
-// the same heap, so the worst case is the O(log n) of a plain heap, never a linear scan.
+// Out of order (an interval re-armed from its old deadline, a refresh with another base, a timer
+// set aside during a pass and put back), an entry goes in at the head, or after a scan back from
+// the tail of at most `scanLimit` positions (moving the few entries after it). Further out of
+// order, and for durations beyond the first `maxRuns` distinct ones (random float delays would
+// otherwise make a run per timer), entries go to the overflow: a plain 4-ary heap of entries,
+// itself ordered among the runs by its minimum. The worst case is the O(log n) of a heap.
 
-/** What the store needs of an entry: its key and the two links it owns. */
-export interface Linked {
-  deadlineMs: number;
-  sequence: number;
-  /** The previous entry, or the list when this is the head; null when not stored. */
-  prev: Linked | null;
-  /** The next entry, or the list when this is the tail; null when not stored. */
-  next: Linked | null;
+/** What the store needs of an entry: two fields it owns. */
+export interface StoreEntry {
+  /** The run holding the entry, null when it is not stored. */
+  run: TimerRun | null;
+  /** Its absolute position in the run (its index in the overflow heap). */
+  slot: number;
 }
 
-/** Entries scanned back from the tail before an out-of-order entry gets a run of its own. */
-const SCAN_LIMIT = 16;
-/** Emptied lists kept in the map for reuse (a timer re-armed with the same duration) before a sweep. */
-const EMPTY_LISTS_KEPT = 1024;
+const INITIAL_CAPACITY = 4;
 
-/** One sorted run of entries, and its own sentinel. `deadlineMs`/`sequence` mirror its head's. */
-export class TimerList implements Linked {
-  deadlineMs = 0;
-  sequence = 0;
-  /** The tail (the list itself when empty). */
-  prev: Linked;
-  /** The head (the list itself when empty). */
-  next: Linked;
-  /** Position in the store's heap, -1 when empty (lists are in the heap exactly when non-empty). */
-  heapIndex = -1;
-  /** The duration key, or NaN for a run outside the map. */
+/** The store's tuning (tests make them small to reach every path). */
+export interface StoreLimits {
+  /** Positions scanned back from the tail before an out-of-order entry goes to the overflow. */
+  scanLimit: number;
+  /** Runs kept by duration; later durations share the overflow heap. */
+  maxRuns: number;
+  /** Emptied runs kept for reuse (a timeout chain, a refresh) before a sweep drops them. */
+  emptyRunsKept: number;
+  /** Capacity from which a run that is mostly empty gives memory back. */
+  shrinkCapacity: number;
+  /** Positions stay Smis: a run that never empties is rebased before its tail reaches this. */
+  positionLimit: number;
+}
+
+const DEFAULT_LIMITS: StoreLimits = {
+  scanLimit: 16,
+  maxRuns: 4096,
+  emptyRunsKept: 1024,
+  shrinkCapacity: 256,
+  positionLimit: 1 << 30,
+};
+
+/** One sorted run of entries (or the overflow heap). */
+export class TimerRun {
+  /** Ring storage: the entry at position p is `nodes[p & mask]`, its key `keys[2 * (p & mask)]`. */
+  nodes: (StoreEntry | undefined)[];
+  keys: Float64Array;
+  mask: number;
+  head = 0;
+  tail = 0;
+  /** Stored entries (the holes left by cancels excluded). */
+  live = 0;
+  /** The duration key (NaN for the overflow). */
   readonly key: number;
+  /** Its index in the store's tables (reused once the run is dropped). */
+  readonly id: number;
 
-  constructor(key: number) {
-    this.prev = this;
-    this.next = this;
+  constructor(key: number, capacity: number, id: number) {
     this.key = key;
+    this.id = id;
+    this.nodes = new Array(capacity).fill(undefined);
+    this.keys = new Float64Array(capacity * 2);
+    this.mask = capacity - 1;
   }
 }
 
-function before(a: Linked, b: Linked): boolean {
-  return a.deadlineMs < b.deadlineMs || (a.deadlineMs === b.deadlineMs && a.sequence < b.sequence);
+/** A stored key pair, for reports. */
+export interface StoredTimer<T> {
+  entry: T;
+  deadlineMs: number;
+  sequence: number;
 }
 
 /** The store: entries by (deadlineMs, sequence), FIFO among equal deadlines. */
-export class TimerStore<T extends Linked> {
+export class TimerStore<T extends StoreEntry> {
+  readonly scanLimit: number;
+  readonly maxRuns: number;
+  readonly emptyRunsKept: number;
+  readonly shrinkCapacity: number;
+  readonly positionLimit: number;
   /** Stored entries. */
   size = 0;
-  /** The non-empty lists, a min-heap on their heads' (deadlineMs, sequence). */
-  readonly heap: TimerList[] = [];
-  readonly lists: Map<number, TimerList> = new Map();
-  /** A one-entry cache in front of the map: timers tend to come in runs of one duration. */
+  /** The runs by id. */
+  readonly runs: (TimerRun | undefined)[] = [];
+  readonly freeIds: number[] = [];
+  // The non-empty runs, a min-heap on their first entries' (deadlineMs, sequence), all in typed
+  // arrays so that a sift touches no run: run ids and (deadlineMs, sequence) pairs by position,
+  // and each run's position by id (-1 when it is empty).
+  heapLength = 0;
+  heapIds: Int32Array = new Int32Array(16);
+  heapKeys: Float64Array = new Float64Array(32);
+  heapPositions: Int32Array = new Int32Array(16);
+  /** Where the long tail of durations and far out-of-order entries go. */
+  readonly overflow: TimerRun = this.newRun(NaN);
+  /** The key of the entry `shiftDue()` returned last. */
+  shiftedDeadlineMs = 0;
+  shiftedSequence = 0;
+  // The runs by duration: open addressing with linear probing, keys in a typed array. A Map hashes
+  // a non-integer number key slowly (~50 ns a lookup); this takes a few.
+  slots: (TimerRun | undefined)[] = new Array(16).fill(undefined);
+  slotKeys: Float64Array = new Float64Array(16);
+  runCount = 0;
+  /** Runs in the table that are empty (kept for reuse until there are too many). */
+  emptyRuns = 0;
+  /** A one-entry cache in front of the table: timers tend to come in runs of one duration. */
   lastKey = NaN;
-  lastList: TimerList | null = null;
-  /** Lists in the map that are empty (kept for reuse until there are too many). */
-  emptyLists = 0;
+  lastRun: TimerRun | null = null;
+  readonly scratch: Float64Array = new Float64Array(1);
+  readonly scratchWords: Int32Array = new Int32Array(this.scratch.buffer);
+
+  constructor(limits?: Partial<StoreLimits>) {
+    const { scanLimit, maxRuns, emptyRunsKept, shrinkCapacity, positionLimit } = {
+      ...DEFAULT_LIMITS,
+      ...limits,
+    };
+    this.scanLimit = scanLimit;
+    this.maxRuns = maxRuns;
+    this.emptyRunsKept = emptyRunsKept;
+    this.shrinkCapacity = shrinkCapacity;
+    this.positionLimit = positionLimit;
+  }
 
   /** The earliest deadline, or Infinity when empty. */
   firstDeadlineMs(): number {
-    const heap = this.heap;
-    return heap.length === 0 ? Infinity : heap[0].deadlineMs;
+    return this.heapLength === 0 ? Infinity : this.heapKeys[0];
   }
 
-  /** The entry due first, if any. */
-  first(): T | undefined {
-    const heap = this.heap;
-    return heap.length === 0 ? undefined : heap[0].next as T;
+  /** The deadline of a stored entry. */
+  deadlineOf(entry: T): number {
+    const run = entry.run!;
+    return run.keys[run === this.overflow ? entry.slot << 1 : (entry.slot & run.mask) << 1];
   }
 
-  /** Whether `entry` is stored. */
-  has(entry: T): boolean {
-    return entry.next !== null;
+  /** The sequence of a stored entry. */
+  sequenceOf(entry: T): number {
+    const run = entry.run!;
+    return run.keys[(run === this.overflow ? entry.slot << 1 : (entry.slot & run.mask) << 1) + 1];
   }
 
   /**
-   * Stores `entry` (not stored yet) in the list of `key`: entries with the same key should
-   * mostly arrive in (deadlineMs, sequence) order, which is what makes the store fast; any order
-   * is correct.
+   * Stores `entry` (not stored yet) with its key, in the run of `durationKey`: entries with the
+   * same duration key should mostly arrive in (deadlineMs, sequence) order, which is what makes
+   * the store fast; any order is correct.
    */
-  insert(entry: T, key: number): void {
-    let list = this.lastList;
-    if (key !== this.lastKey || list === null) {
-      let found = this.lists.get(key);
-      if (found === undefined) {
-        found = new TimerList(key);
-        this.lists.set(key, found);
-        this.emptyLists++;
-      }
-      list = this.lastList = found;
-      this.lastKey = key;
+  insert(entry: T, durationKey: number, deadlineMs: number, sequence: number): void {
+    let run = this.lastRun;
+    if (durationKey !== this.lastKey || run === null) {
+      run = this.lastRun = this.runFor(durationKey);
+      this.lastKey = durationKey;
     }
-    const tail = list.prev;
-    if (tail === list) {
-      this.emptyLists--;
-      entry.prev = list;
-      entry.next = list;
-      list.next = entry;
-      list.prev = entry;
-      list.deadlineMs = entry.deadlineMs;
-      list.sequence = entry.sequence;
-      this.push(list);
-    } else if (
-      entry.deadlineMs > tail.deadlineMs ||
-      (entry.deadlineMs === tail.deadlineMs && entry.sequence > tail.sequence)
-    ) {
-      entry.prev = tail;
-      entry.next = list;
-      tail.next = entry;
-      list.prev = entry;
-    } else this.insertSorted(list, entry);
     this.size++;
-  }
-
-  /** Inserts `entry`, which sorts before the tail of the non-empty `list`, at its place. */
-  insertSorted(list: TimerList, entry: T): void {
-    const head = list.next;
-    if (before(entry, head)) {
-      entry.prev = list;
-      entry.next = head;
-      head.prev = entry;
-      list.next = entry;
-      list.deadlineMs = entry.deadlineMs;
-      list.sequence = entry.sequence;
-      this.siftUp(list, list.heapIndex);
-      return;
-    }
-    // entry >= head, so the scan stops at the head at the latest, never at the sentinel.
-    let node = list.prev.prev!;
-    for (let steps = 0; steps < SCAN_LIMIT; steps++) {
-      if (!before(entry, node)) {
-        const next = node.next!;
-        entry.prev = node;
-        entry.next = next;
-        node.next = entry;
-        next.prev = entry;
+    if (run.live === 0) {
+      if (run === this.overflow) {
+        this.overflowPush(entry, deadlineMs, sequence);
         return;
       }
-      node = node.prev!;
+      this.emptyRuns--;
+      run.nodes[0] = entry;
+      run.keys[0] = deadlineMs;
+      run.keys[1] = sequence;
+      run.head = 0;
+      run.tail = 1;
+      run.live = 1;
+      entry.run = run;
+      entry.slot = 0;
+      this.pushRun(run, deadlineMs, sequence);
+      return;
     }
-    // Far out of order: a run of its own, ordered by the heap like any list.
-    const run = new TimerList(NaN);
-    entry.prev = run;
-    entry.next = run;
-    run.next = entry;
-    run.prev = entry;
-    run.deadlineMs = entry.deadlineMs;
-    run.sequence = entry.sequence;
-    this.push(run);
+    if (run === this.overflow) {
+      this.overflowPush(entry, deadlineMs, sequence);
+      return;
+    }
+    let keys = run.keys;
+    const last = ((run.tail - 1) & run.mask) << 1;
+    if (
+      deadlineMs > keys[last] || (deadlineMs === keys[last] && sequence > keys[last + 1])
+    ) {
+      let tail = run.tail;
+      if (tail - run.head > run.mask || tail >= this.positionLimit) {
+        this.relayout(run);
+        keys = run.keys;
+        tail = run.tail;
+      }
+      const index = tail & run.mask;
+      run.nodes[index] = entry;
+      keys[index << 1] = deadlineMs;
+      keys[(index << 1) + 1] = sequence;
+      run.tail = tail + 1;
+      run.live++;
+      entry.run = run;
+      entry.slot = tail;
+    } else this.insertSorted(run, entry, deadlineMs, sequence);
+  }
+
+  /** Inserts `entry`, which sorts before the last entry of the non-empty `run`, at its place. */
+  insertSorted(run: TimerRun, entry: T, deadlineMs: number, sequence: number): void {
+    if (run.tail - run.head > run.mask || run.head <= -this.positionLimit) {
+      this.relayout(run);
+    }
+    const nodes = run.nodes;
+    const keys = run.keys;
+    const mask = run.mask;
+    const first = (run.head & mask) << 1;
+    if (deadlineMs < keys[first] || (deadlineMs === keys[first] && sequence < keys[first + 1])) {
+      const position = run.head - 1;
+      const index = position & mask;
+      nodes[index] = entry;
+      keys[index << 1] = deadlineMs;
+      keys[(index << 1) + 1] = sequence;
+      run.head = position;
+      run.live++;
+      entry.run = run;
+      entry.slot = position;
+      this.siftUp(run.id, deadlineMs, sequence, this.heapPositions[run.id]);
+      return;
+    }
+    // The entry goes after the last stored entry before it (the head at the latest): scan back.
+    const tail = run.tail;
+    let after = tail - 1;
+    for (;;) {
+      if (tail - after > this.scanLimit) {
+        this.overflowPush(entry, deadlineMs, sequence);
+        return;
+      }
+      after--;
+      const index = after & mask;
+      if (nodes[index] === undefined) continue;
+      const k = index << 1;
+      if (deadlineMs > keys[k] || (deadlineMs === keys[k] && sequence > keys[k + 1])) break;
+    }
+    const position = after + 1;
+    if (nodes[position & mask] !== undefined) {
+      // Move the entries from `position` on one place later (a few: the scan was short).
+      for (let p = tail; p > position; p--) {
+        const to = p & mask;
+        const from = (p - 1) & mask;
+        const moved = nodes[from];
+        nodes[to] = moved;
+        keys[to << 1] = keys[from << 1];
+        keys[(to << 1) + 1] = keys[(from << 1) + 1];
+        if (moved !== undefined) moved.slot = p;
+      }
+      run.tail = tail + 1;
+    } // else a hole just there: fill it
+    const index = position & mask;
+    nodes[index] = entry;
+    keys[index << 1] = deadlineMs;
+    keys[(index << 1) + 1] = sequence;
+    run.live++;
+    entry.run = run;
+    entry.slot = position;
   }
 
   /** Removes `entry` if stored. */
   remove(entry: T): void {
-    const next = entry.next;
-    if (next === null) return;
-    const prev = entry.prev!;
-    prev.next = next;
-    next.prev = prev;
-    entry.prev = null;
-    entry.next = null;
+    const run = entry.run;
+    if (run === null) return;
+    entry.run = null;
     this.size--;
-    if (prev instanceof TimerList) {
-      // It was the head: the list's key moves later (or the list empties).
-      if (next === prev) this.emptied(prev);
+    if (run === this.overflow) {
+      this.overflowRemove(entry.slot);
+      return;
+    }
+    const position = entry.slot;
+    const nodes = run.nodes;
+    const mask = run.mask;
+    nodes[position & mask] = undefined;
+    if (--run.live === 0) {
+      this.emptied(run);
+      return;
+    }
+    if (position === run.head) {
+      let head = position + 1;
+      while (nodes[head & mask] === undefined) head++;
+      run.head = head;
+      const k = (head & mask) << 1;
+      this.siftDown(run.id, run.keys[k], run.keys[k + 1], this.heapPositions[run.id]);
+    } else if (position === run.tail - 1) {
+      let tail = position;
+      while (nodes[(tail - 1) & mask] === undefined) tail--;
+      run.tail = tail;
+    }
+    if (mask >= this.shrinkCapacity && run.live * 8 <= mask) this.relayout(run);
+  }
+
+  /**
+   * Removes and returns the first entry if its deadline is at or before `nowMs` (its key is left
+   * in `shiftedDeadlineMs`/`shiftedSequence`), else returns null.
+   */
+  shiftDue(nowMs: number): T | null {
+    if (this.heapLength === 0) return null;
+    const heapKeys = this.heapKeys;
+    if (heapKeys[0] > nowMs) return null;
+    const run = this.runs[this.heapIds[0]]!;
+    this.shiftedDeadlineMs = heapKeys[0];
+    this.shiftedSequence = heapKeys[1];
+    this.size--;
+    if (run === this.overflow) {
+      const entry = run.nodes[0] as T;
+      entry.run = null;
+      this.overflowRemove(0);
+      return entry;
+    }
+    const nodes = run.nodes;
+    const mask = run.mask;
+    const position = run.head;
+    const entry = nodes[position & mask] as T;
+    nodes[position & mask] = undefined;
+    entry.run = null;
+    if (--run.live === 0) this.emptied(run);
+    else {
+      let head = position + 1;
+      while (nodes[head & mask] === undefined) head++;
+      run.head = head;
+      const k = (head & mask) << 1;
+      this.siftDown(run.id, run.keys[k], run.keys[k + 1], 0);
+      if (mask >= this.shrinkCapacity && run.live * 8 <= mask) this.relayout(run);
+    }
+    return entry;
+  }
+
+  /** Every stored entry with its key, in (deadlineMs, sequence) order. */
+  sorted(): StoredTimer<T>[] {
+    const stored: StoredTimer<T>[] = [];
+    for (let i = 0; i < this.heapLength; i++) {
+      const run = this.runs[this.heapIds[i]]!;
+      const { nodes, keys, mask } = run;
+      const from = run === this.overflow ? 0 : run.head;
+      const to = run === this.overflow ? run.live : run.tail;
+      for (let p = from; p < to; p++) {
+        const index = run === this.overflow ? p : p & mask;
+        const entry = nodes[index];
+        if (entry !== undefined) {
+          stored.push({
+            entry: entry as T,
+            deadlineMs: keys[index << 1],
+            sequence: keys[(index << 1) + 1],
+          });
+        }
+      }
+    }
+    return stored.sort((a, b) => a.deadlineMs - b.deadlineMs || a.sequence - b.sequence);
+  }
+
+  // ------------------------------------------------------------ runs
+
+  /** A run emptied: out of the heap, kept for reuse (its storage shrank on the way down). */
+  emptied(run: TimerRun): void {
+    this.removeRun(this.heapPositions[run.id]);
+    this.heapPositions[run.id] = -1;
+    run.head = 0;
+    run.tail = 0;
+    // Swept once the empty ones outnumber the others (amortised O(1)).
+    if (++this.emptyRuns > this.emptyRunsKept && this.emptyRuns > this.heapLength) this.sweep();
+  }
+
+  /**
+   * Gives `run` a storage fitting its entries (twice as many, at least the initial capacity),
+   * holes squeezed out. Entries keep their positions up to the first hole, so growing a run
+   * without holes touches no entry; positions far from zero start again near it (Smis).
+   */
+  relayout(run: TimerRun): void {
+    let capacity = INITIAL_CAPACITY;
+    while (capacity < run.live * 2) capacity *= 2;
+    const nodes: (StoreEntry | undefined)[] = new Array(capacity).fill(undefined);
+    const keys = new Float64Array(capacity * 2);
+    const mask = capacity - 1;
+    const oldNodes = run.nodes;
+    const oldKeys = run.keys;
+    const oldMask = run.mask;
+    const head = run.head;
+    const limit = this.positionLimit / 2;
+    const rebased = run.tail >= limit || head <= -limit ? 0 : head;
+    let position = rebased;
+    for (let p = head; p < run.tail; p++) {
+      const from = p & oldMask;
+      const entry = oldNodes[from];
+      if (entry === undefined) continue;
+      const to = position & mask;
+      nodes[to] = entry;
+      keys[to << 1] = oldKeys[from << 1];
+      keys[(to << 1) + 1] = oldKeys[(from << 1) + 1];
+      if (position !== p) entry.slot = position;
+      position++;
+    }
+    run.nodes = nodes;
+    run.keys = keys;
+    run.mask = mask;
+    run.head = rebased;
+    run.tail = position;
+  }
+
+  /** The run of `key`, created (empty) if there is none; the overflow when there are too many. */
+  runFor(key: number): TimerRun {
+    const slots = this.slots;
+    const slotKeys = this.slotKeys;
+    const mask = slots.length - 1;
+    for (let index = this.hash(key) & mask;; index = (index + 1) & mask) {
+      const run = slots[index];
+      if (run === undefined) break;
+      if (slotKeys[index] === key) return run;
+    }
+    if (this.runCount >= this.maxRuns) {
+      if (this.emptyRuns < this.maxRuns / 4) return this.overflow;
+      this.sweep();
+    }
+    const run = this.newRun(key);
+    this.emptyRuns++;
+    if ((this.runCount + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2, true);
+    this.runCount++;
+    this.place(run);
+    return run;
+  }
+
+  hash(key: number): number {
+    this.scratch[0] = key + 0; // -0 to 0
+    const words = this.scratchWords;
+    const h = Math.imul(words[0], 0x85ebca6b) ^ words[1];
+    return Math.imul(h ^ (h >>> 15), 0x9e3779b1) >>> 8;
+  }
+
+  place(run: TimerRun): void {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let index = this.hash(run.key) & mask;
+    while (slots[index] !== undefined) index = (index + 1) & mask;
+    slots[index] = run;
+    this.slotKeys[index] = run.key;
+  }
+
+  /** Drops the empty runs from the table. */
+  sweep(): void {
+    this.rehash(this.slots.length, false);
+    this.emptyRuns = 0;
+    this.lastKey = NaN;
+    this.lastRun = null;
+  }
+
+  /** Rebuilds the table with about `capacity` slots, without its empty runs unless `keepEmpty`. */
+  rehash(capacity: number, keepEmpty: boolean): void {
+    const old = this.slots;
+    let count = 0;
+    for (const run of old) if (run !== undefined && (keepEmpty || run.live !== 0)) count++;
+    while (capacity > 16 && count * 4 < capacity) capacity >>= 1;
+    this.slots = new Array(capacity).fill(undefined);
+    this.slotKeys = new Float64Array(capacity);
+    this.runCount = count;
+    for (const run of old) {
+      if (run === undefined) continue;
+      if (keepEmpty || run.live !== 0) this.place(run);
       else {
-        prev.deadlineMs = next.deadlineMs;
-        prev.sequence = next.sequence;
-        this.siftDown(prev, prev.heapIndex);
+        this.runs[run.id] = undefined;
+        this.freeIds.push(run.id);
       }
     }
   }
 
-  /** Removes and returns the first entry if its deadline is at or before `nowMs`, else null. */
-  shiftDue(nowMs: number): T | null {
-    const heap = this.heap;
-    if (heap.length === 0) return null;
-    const list = heap[0];
-    if (list.deadlineMs > nowMs) return null;
-    const entry = list.next;
-    const next = entry.next!;
-    list.next = next;
-    next.prev = list;
-    entry.prev = null;
-    entry.next = null;
-    this.size--;
-    if (next === list) this.emptied(list);
-    else {
-      list.deadlineMs = next.deadlineMs;
-      list.sequence = next.sequence;
-      this.siftDown(list, 0);
+  // ------------------------------------------------------------ the overflow heap
+
+  overflowPush(entry: T, deadlineMs: number, sequence: number): void {
+    const run = this.overflow;
+    const index = run.live;
+    if (index > run.mask) this.resizeOverflow(run, true);
+    run.live = index + 1;
+    entry.run = run;
+    this.overflowSiftUp(entry, deadlineMs, sequence, index);
+    if (index === 0) this.pushRun(run, deadlineMs, sequence);
+    else if (entry.slot === 0) {
+      this.siftUp(run.id, deadlineMs, sequence, this.heapPositions[run.id]);
     }
-    return entry as T;
   }
 
-  /** Every stored entry, in no particular order. */
-  collect(): T[] {
-    const entries: T[] = [];
-    for (const list of this.heap) {
-      for (let node = list.next; node !== list; node = node.next!) entries.push(node as T);
+  /** Doubles or halves the overflow's storage (entries keep their indices). */
+  resizeOverflow(run: TimerRun, grow: boolean): void {
+    const capacity = grow ? (run.mask + 1) * 2 : (run.mask + 1) / 2;
+    const nodes: (StoreEntry | undefined)[] = new Array(capacity).fill(undefined);
+    const keys = new Float64Array(capacity * 2);
+    for (let i = 0; i < run.live; i++) nodes[i] = run.nodes[i];
+    keys.set(run.keys.subarray(0, run.live * 2));
+    run.nodes = nodes;
+    run.keys = keys;
+    run.mask = capacity - 1;
+  }
+
+  /** Removes the overflow entry at `index` (its `run` already cleared, `size` already counted). */
+  overflowRemove(index: number): void {
+    const run = this.overflow;
+    const nodes = run.nodes;
+    const keys = run.keys;
+    const lastIndex = --run.live;
+    const last = nodes[lastIndex]!;
+    const lastDeadlineMs = keys[lastIndex << 1];
+    const lastSequence = keys[(lastIndex << 1) + 1];
+    nodes[lastIndex] = undefined;
+    if (lastIndex === 0) {
+      this.removeRun(this.heapPositions[run.id]);
+      this.heapPositions[run.id] = -1;
+      return;
     }
-    return entries;
-  }
-
-  emptied(list: TimerList): void {
-    this.removeAt(list.heapIndex);
-    list.heapIndex = -1;
-    if (Number.isNaN(list.key)) return; // a run of its own: garbage now
-    // Kept in the map: a timer re-armed with the same duration (a timeout chain, a refresh)
-    // reuses it. Swept once the empty ones outnumber the others (amortised O(1)).
-    if (++this.emptyLists > EMPTY_LISTS_KEPT && this.emptyLists > this.heap.length) this.sweep();
-  }
-
-  sweep(): void {
-    for (const [key, list] of this.lists) {
-      if (list.next === list) this.lists.delete(key);
+    if (index !== lastIndex) {
+      const parent = (index - 1) >> 2;
+      if (
+        index > 0 &&
+        (lastDeadlineMs < keys[parent << 1] ||
+          (lastDeadlineMs === keys[parent << 1] && lastSequence < keys[(parent << 1) + 1]))
+      ) this.overflowSiftUp(last, lastDeadlineMs, lastSequence, index);
+      else this.overflowSiftDown(last, lastDeadlineMs, lastSequence, index);
     }
-    this.emptyLists = 0;
-    this.lastKey = NaN;
-    this.lastList = null;
+    if (index === 0) {
+      // The minimum only moves later; a non-root entry never sifts up to the root.
+      this.siftDown(run.id, keys[0], keys[1], this.heapPositions[run.id]);
+    }
+    if (run.mask >= this.shrinkCapacity && lastIndex * 8 <= run.mask) {
+      this.resizeOverflow(run, false);
+    }
   }
 
-  // ------------------------------------------------------------ the heap of lists
-
-  push(list: TimerList): void {
-    const heap = this.heap;
-    heap.push(list);
-    this.siftUp(list, heap.length - 1);
-  }
-
-  removeAt(index: number): void {
-    const heap = this.heap;
-    const last = heap.pop()!;
-    if (index === heap.length) return; // it was the last
-    if (index > 0 && before(last, heap[(index - 1) >> 2])) this.siftUp(last, index);
-    else this.siftDown(last, index);
-  }
-
-  siftUp(list: TimerList, index: number): void {
-    const heap = this.heap;
+  overflowSiftUp(entry: StoreEntry, deadlineMs: number, sequence: number, index: number): void {
+    const run = this.overflow;
+    const nodes = run.nodes;
+    const keys = run.keys;
     while (index > 0) {
-      const parentIndex = (index - 1) >> 2;
-      const parent = heap[parentIndex];
-      if (!before(list, parent)) break;
-      heap[index] = parent;
-      parent.heapIndex = index;
-      index = parentIndex;
+      const parent = (index - 1) >> 2;
+      const k = parent << 1;
+      if (deadlineMs > keys[k] || (deadlineMs === keys[k] && sequence > keys[k + 1])) break;
+      const moved = nodes[parent]!;
+      nodes[index] = moved;
+      keys[index << 1] = keys[k];
+      keys[(index << 1) + 1] = keys[k + 1];
+      moved.slot = index;
+      index = parent;
     }
-    heap[index] = list;
-    list.heapIndex = index;
+    nodes[index] = entry;
+    keys[index << 1] = deadlineMs;
+    keys[(index << 1) + 1] = sequence;
+    entry.slot = index;
   }
 
-  siftDown(list: TimerList, index: number): void {
-    const heap = this.heap;
-    const length = heap.length;
+  overflowSiftDown(entry: StoreEntry, deadlineMs: number, sequence: number, index: number): void {
+    const run = this.overflow;
+    const nodes = run.nodes;
+    const keys = run.keys;
+    const length = run.live;
     for (;;) {
       const first = (index << 2) + 1;
       if (first >= length) break;
       let best = first;
-      let bestList = heap[first];
+      let bestDeadlineMs = keys[first << 1];
+      let bestSequence = keys[(first << 1) + 1];
       const end = first + 4 < length ? first + 4 : length;
       for (let child = first + 1; child < end; child++) {
-        const candidate = heap[child];
-        if (before(candidate, bestList)) {
+        const d = keys[child << 1];
+        const s = keys[(child << 1) + 1];
+        if (d < bestDeadlineMs || (d === bestDeadlineMs && s < bestSequence)) {
           best = child;
-          bestList = candidate;
+          bestDeadlineMs = d;
+          bestSequence = s;
         }
       }
-      if (!before(bestList, list)) break;
-      heap[index] = bestList;
-      bestList.heapIndex = index;
+      if (
+        deadlineMs < bestDeadlineMs || (deadlineMs === bestDeadlineMs && sequence < bestSequence)
+      ) {
+        break;
+      }
+      const moved = nodes[best]!;
+      nodes[index] = moved;
+      keys[index << 1] = bestDeadlineMs;
+      keys[(index << 1) + 1] = bestSequence;
+      moved.slot = index;
       index = best;
     }
-    heap[index] = list;
-    list.heapIndex = index;
+    nodes[index] = entry;
+    keys[index << 1] = deadlineMs;
+    keys[(index << 1) + 1] = sequence;
+    entry.slot = index;
+  }
+
+  // ------------------------------------------------------------ the heap of runs
+
+  newRun(key: number): TimerRun {
+    const id = this.freeIds.length !== 0 ? this.freeIds.pop()! : this.runs.length;
+    if (id >= this.heapPositions.length) {
+      const capacity = this.heapPositions.length * 2;
+      const positions = new Int32Array(capacity);
+      positions.set(this.heapPositions);
+      this.heapPositions = positions;
+      const ids = new Int32Array(capacity);
+      ids.set(this.heapIds);
+      this.heapIds = ids;
+      const keys = new Float64Array(capacity * 2);
+      keys.set(this.heapKeys);
+      this.heapKeys = keys;
+    }
+    const run = new TimerRun(key, INITIAL_CAPACITY, id);
+    this.runs[id] = run;
+    this.heapPositions[id] = -1;
+    return run;
+  }
+
+  pushRun(run: TimerRun, deadlineMs: number, sequence: number): void {
+    this.siftUp(run.id, deadlineMs, sequence, this.heapLength++);
+  }
+
+  removeRun(index: number): void {
+    const length = --this.heapLength;
+    if (index === length) return; // it was the last
+    const keys = this.heapKeys;
+    const id = this.heapIds[length];
+    const deadlineMs = keys[length << 1];
+    const sequence = keys[(length << 1) + 1];
+    const parent = ((index - 1) >> 2) << 1;
+    if (
+      index > 0 &&
+      (deadlineMs < keys[parent] || (deadlineMs === keys[parent] && sequence < keys[parent + 1]))
+    ) this.siftUp(id, deadlineMs, sequence, index);
+    else this.siftDown(id, deadlineMs, sequence, index);
+  }
+
+  /** Puts run `id` with its (new) key at `index` or above. */
+  siftUp(id: number, deadlineMs: number, sequence: number, index: number): void {
+    const ids = this.heapIds;
+    const keys = this.heapKeys;
+    const positions = this.heapPositions;
+    while (index > 0) {
+      const parent = (index - 1) >> 2;
+      const k = parent << 1;
+      if (deadlineMs > keys[k] || (deadlineMs === keys[k] && sequence >= keys[k + 1])) break;
+      const moved = ids[parent];
+      ids[index] = moved;
+      positions[moved] = index;
+      keys[index << 1] = keys[k];
+      keys[(index << 1) + 1] = keys[k + 1];
+      index = parent;
+    }
+    ids[index] = id;
+    positions[id] = index;
+    keys[index << 1] = deadlineMs;
+    keys[(index << 1) + 1] = sequence;
+  }
+
+  /** Puts run `id` with its (new) key at `index` or below. */
+  siftDown(id: number, deadlineMs: number, sequence: number, index: number): void {
+    const ids = this.heapIds;
+    const keys = this.heapKeys;
+    const positions = this.heapPositions;
+    const length = this.heapLength;
+    for (;;) {
+      const first = (index << 2) + 1;
+      if (first >= length) break;
+      let best = first;
+      let bestDeadlineMs = keys[first << 1];
+      let bestSequence = keys[(first << 1) + 1];
+      const end = first + 4 < length ? first + 4 : length;
+      for (let child = first + 1; child < end; child++) {
+        const d = keys[child << 1];
+        if (d < bestDeadlineMs || (d === bestDeadlineMs && keys[(child << 1) + 1] < bestSequence)) {
+          best = child;
+          bestDeadlineMs = d;
+          bestSequence = keys[(child << 1) + 1];
+        }
+      }
+      if (
+        bestDeadlineMs > deadlineMs || (bestDeadlineMs === deadlineMs && bestSequence >= sequence)
+      ) break;
+      const moved = ids[best];
+      ids[index] = moved;
+      positions[moved] = index;
+      keys[index << 1] = bestDeadlineMs;
+      keys[(index << 1) + 1] = bestSequence;
+      index = best;
+    }
+    ids[index] = id;
+    positions[id] = index;
+    keys[index << 1] = deadlineMs;
+    keys[(index << 1) + 1] = sequence;
   }
 }

@@ -13,14 +13,18 @@ export const LINUX_SYMBOLS = {
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
-  // ssize_t results are declared i32: the value comes back in a 64-bit register whose low half
-  // is the exact count for any single transfer below 2 GiB (we never ask for more), and a 32-bit
-  // result avoids a BigInt allocation per call. Buffers go in as raw addresses ("usize") so a write
-  // from an offset needs no subarray view.
-  recv: { parameters: ["i32", "usize", "usize", "i32"], result: "i32" },
-  send: { parameters: ["i32", "usize", "usize", "i32"], result: "i32" },
+  // Reads and writes go through recvmsg/sendmsg with one iovec, so that every argument is an
+  // i32 or a buffer: V8's fast FFI path takes 64-bit integer arguments ("usize") only as BigInt
+  // and deoptimizes on every call given a Number, while the iovec's 64-bit base and length are
+  // written into memory as 32-bit halves without allocating. ssize_t results are declared i32:
+  // the count comes back in a 64-bit register whose low half is exact for transfers below 2 GiB
+  // (never asked for), and a 32-bit result avoids a BigInt per call.
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  // fcntl is variadic; an int third argument is passed like a fixed one on x86_64 and aarch64.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -44,6 +48,12 @@ export const LINUX: Platform = {
   SHUT_RD: 0,
   SHUT_WR: 1,
   SHUT_RDWR: 2,
+  F_GETFD: 1,
+  // struct msghdr on LP64: name(8) namelen(4)+pad(4) iov(8) iovlen(8) control(8) controllen(8)
+  // flags(4)+pad(4); struct iovec: base(8) len(8).
+  MSGHDR_BYTES: 56,
+  MSGHDR_IOV_OFFSET: 16,
+  MSGHDR_IOVLEN_OFFSET: 24,
   errno: {
     EINTR: 4,
     EAGAIN: 11,

@@ -25,6 +25,13 @@ export interface Platform {
   readonly SHUT_RD: number;
   readonly SHUT_WR: number;
   readonly SHUT_RDWR: number;
+  readonly F_GETFD: number;
+  /** sizeof(struct msghdr). */
+  readonly MSGHDR_BYTES: number;
+  /** offsetof(struct msghdr, msg_iov). */
+  readonly MSGHDR_IOV_OFFSET: number;
+  /** offsetof(struct msghdr, msg_iovlen). */
+  readonly MSGHDR_IOVLEN_OFFSET: number;
   /** errno numbers by name. */
   readonly errno: Readonly<Record<ErrnoName, number>>;
 }

@@ -19,9 +19,9 @@
  *
  * @module
  */
-import { type ExpiryTimers, Keyspace } from "./keyspace.ts";
+import { type ExpiryTimers, KEEP_TTL, Keyspace } from "./keyspace.ts";
 import {
-  OutputBuffer,
+  type OutputBuffer,
   REPLY_EMPTY_ARRAY,
   REPLY_NIL,
   REPLY_OK,
@@ -101,10 +101,26 @@ export function parseInt64(b: Uint8Array, start: number, end: number): number | 
   return Number.isSafeInteger(Number(big)) ? Number(big) : big;
 }
 
-const asciiEncoder = new TextEncoder();
+const digits = new Uint8Array(24); // scratch: INCR's result before the keyspace copies it
 
-function intBytes(n: number | bigint): Uint8Array {
-  return asciiEncoder.encode(String(n));
+/** Writes the decimal digits of an integer into `digits`; returns their count. */
+function formatInt(n: number | bigint): number {
+  if (typeof n === "bigint" || !Number.isSafeInteger(n)) {
+    const text = String(n);
+    for (let i = 0; i < text.length; i++) digits[i] = text.charCodeAt(i);
+    return text.length;
+  }
+  const negative = n < 0;
+  let m = negative ? -n : n;
+  let len = negative ? 2 : 1;
+  for (let t = m; t >= 10; t = Math.floor(t / 10)) len++;
+  if (negative) digits[0] = 45;
+  for (let i = len - 1; i >= (negative ? 1 : 0); i--) {
+    const q = Math.floor(m / 10);
+    digits[i] = 48 + (m - q * 10);
+    m = q;
+  }
+  return len;
 }
 
 function argInt(c: Command, i: number): number | bigint | null {
@@ -142,7 +158,7 @@ function incrementBy(engine: Engine, c: Command, out: OutputBuffer, delta: numbe
   }
   const result = add(base, delta);
   if (result === null) return out.error(ERR_OVERFLOW);
-  ks.set(key, intBytes(result), undefined); // INCR keeps the TTL
+  ks.store(key, digits, 0, formatInt(result), KEEP_TTL); // INCR keeps the TTL
   out.integer(result);
 }
 
@@ -198,9 +214,10 @@ function set(engine: Engine, c: Command, out: OutputBuffer): void {
     out.bulk(get ? old : null);
     return;
   }
-  ks.set(key, c.copy(2), keepTtl ? undefined : expiresAtMs);
+  // The reply first: storing may overwrite the old value's bytes in place.
   if (get) out.bulk(old);
   else out.raw(REPLY_OK);
+  ks.store(key, c.buffer, c.starts[2], c.ends[2], keepTtl ? KEEP_TTL : expiresAtMs);
 }
 
 function expire(engine: Engine, c: Command, out: OutputBuffer, unitMs: number, name: string): void {
@@ -282,7 +299,7 @@ const COMMANDS: Record<string, Spec> = {
     run: (e, c, out) => {
       const key = c.key(1);
       if (e.keyspace.has(key)) return out.raw(REPLY_ZERO);
-      e.keyspace.set(key, c.copy(2));
+      e.keyspace.store(key, c.buffer, c.starts[2], c.ends[2]);
       out.raw(REPLY_ONE);
     },
   },
@@ -291,7 +308,7 @@ const COMMANDS: Record<string, Spec> = {
     run: (e, c, out) => {
       const at = deadline(e, c, 2, 1000, "setex", false, out);
       if (at === null) return;
-      e.keyspace.set(c.key(1), c.copy(3), at);
+      e.keyspace.store(c.key(1), c.buffer, c.starts[3], c.ends[3], at);
       out.raw(REPLY_OK);
     },
   },
@@ -300,7 +317,7 @@ const COMMANDS: Record<string, Spec> = {
     run: (e, c, out) => {
       const at = deadline(e, c, 2, 1, "psetex", false, out);
       if (at === null) return;
-      e.keyspace.set(c.key(1), c.copy(3), at);
+      e.keyspace.store(c.key(1), c.buffer, c.starts[3], c.ends[3], at);
       out.raw(REPLY_OK);
     },
   },
@@ -317,9 +334,8 @@ const COMMANDS: Record<string, Spec> = {
     arity: 3,
     run: (e, c, out) => {
       const key = c.key(1);
-      const old = e.keyspace.get(key);
-      e.keyspace.set(key, c.copy(2));
-      out.bulk(old);
+      out.bulk(e.keyspace.get(key)); // before the store, which may overwrite it in place
+      e.keyspace.store(key, c.buffer, c.starts[2], c.ends[2]);
     },
   },
   append: {
@@ -331,7 +347,7 @@ const COMMANDS: Record<string, Spec> = {
       const value = new Uint8Array((old?.length ?? 0) + add.length);
       if (old !== null) value.set(old);
       value.set(add, old?.length ?? 0);
-      e.keyspace.set(key, value, undefined);
+      e.keyspace.setKeepTtl(key, value);
       out.integer(value.length);
     },
   },
@@ -386,7 +402,9 @@ const COMMANDS: Record<string, Spec> = {
     arity: -3,
     run: (e, c, out) => {
       if ((c.argc - 1) % 2 !== 0) return wrongArgs(out, "mset");
-      for (let i = 1; i < c.argc; i += 2) e.keyspace.set(c.key(i), c.copy(i + 1));
+      for (let i = 1; i < c.argc; i += 2) {
+        e.keyspace.store(c.key(i), c.buffer, c.starts[i + 1], c.ends[i + 1]);
+      }
       out.raw(REPLY_OK);
     },
   },
@@ -395,7 +413,9 @@ const COMMANDS: Record<string, Spec> = {
     run: (e, c, out) => {
       if ((c.argc - 1) % 2 !== 0) return wrongArgs(out, "msetnx");
       for (let i = 1; i < c.argc; i += 2) if (e.keyspace.has(c.key(i))) return out.raw(REPLY_ZERO);
-      for (let i = 1; i < c.argc; i += 2) e.keyspace.set(c.key(i), c.copy(i + 1));
+      for (let i = 1; i < c.argc; i += 2) {
+        e.keyspace.store(c.key(i), c.buffer, c.starts[i + 1], c.ends[i + 1]);
+      }
       out.raw(REPLY_ONE);
     },
   },
@@ -457,7 +477,9 @@ const COMMANDS: Record<string, Spec> = {
         session.name = c.length(2) === 0 ? null : c.key(2);
         return out.raw(REPLY_OK);
       }
-      if (c.is(1, "getname")) return out.bulk(session.name === null ? null : keyToBytes(session.name));
+      if (c.is(1, "getname")) {
+        return out.bulk(session.name === null ? null : keyToBytes(session.name));
+      }
       if (c.is(1, "id")) return out.integer(session.id);
       if (c.is(1, "info") || c.is(1, "list")) {
         return out.bulkText(`id=${session.id} name=${session.name ?? ""} db=0\n`);
@@ -519,13 +541,32 @@ const COMMANDS: Record<string, Spec> = {
 
 const COMMAND_COUNT = Object.keys(COMMANDS).length;
 
+interface NamedSpec extends Spec {
+  name: string;
+}
+
+const MAX_NAME = 16;
+
+// Commands by name length and first letter: a lookup compares bytes and allocates nothing.
+function slot(length: number, firstByte: number): number {
+  return length * 32 + (firstByte & 31);
+}
+
+function buildTable(): NamedSpec[][] {
+  const table: NamedSpec[][] = Array.from({ length: (MAX_NAME + 1) * 32 }, () => []);
+  for (const [name, spec] of Object.entries(COMMANDS)) {
+    table[slot(name.length, name.charCodeAt(0))].push({ name, ...spec });
+  }
+  return table;
+}
+
 /** Executes commands against one shared keyspace. */
 export class Engine {
   /** The data. */
   readonly keyspace: Keyspace;
   /** Counters (the servers maintain the connection ones). */
   readonly stats: EngineStats = { commands: 0, connectionsTotal: 0, connectionsOpen: 0 };
-  #table = new Map<string, Spec>(Object.entries(COMMANDS));
+  #table: NamedSpec[][] = buildTable();
   #nextId = 1;
   #startedMs = performance.now();
   #ioLayer: string;
@@ -584,11 +625,19 @@ export class Engine {
    */
   execute(c: Command, out: OutputBuffer, session: Session): void {
     this.stats.commands++;
-    const name = c.lower(0);
-    const spec = this.#table.get(name);
+    const length = c.length(0);
+    let spec: NamedSpec | undefined;
+    if (length > 0 && length <= MAX_NAME) {
+      for (const candidate of this.#table[slot(length, c.buffer[c.starts[0]])]) {
+        if (c.is(0, candidate.name)) {
+          spec = candidate;
+          break;
+        }
+      }
+    }
     if (spec === undefined) return this.#unknown(c, out);
     if ((spec.arity > 0 && c.argc !== spec.arity) || (spec.arity < 0 && c.argc < -spec.arity)) {
-      return wrongArgs(out, name);
+      return wrongArgs(out, spec.name);
     }
     try {
       spec.run(this, c, out, session);

@@ -22,9 +22,9 @@
  * @module
  */
 import { Loop, type Watch, type WatchEvent, type WatchInterest } from "../../loop/mod.ts";
-import { type NetLib, openNetLib } from "../net/sockets.ts";
+import { openNetLib } from "../net/sockets.ts";
 import { LatencyHistogram } from "./latency.ts";
-import { scanReply, type ScanCounters } from "./reply.ts";
+import { type ScanCounters, scanReply } from "./reply.ts";
 
 /** The commands the generator can mix. */
 export type LoadCommand = "ping" | "set" | "get";
@@ -84,18 +84,28 @@ const DRAIN_TIMEOUT_MS = 5000;
 function bounded(value: number | undefined, fallback: number, max: number, name: string): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v < 1 || v > max) {
-    throw new RangeError(`Cannot run the load as ${name} must be an integer in [1, ${max}]: current value is ${v}`);
+    throw new RangeError(
+      `Cannot run the load as ${name} must be an integer in [1, ${max}]: current value is ${v}`,
+    );
   }
   return v;
 }
 
 function checkLoopback(host: string): void {
   if (host !== "localhost" && !/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) {
-    throw new RangeError(`Cannot run the load against a non-loopback host: current value is ${host}`);
+    throw new RangeError(
+      `Cannot run the load against a non-loopback host: current value is ${host}`,
+    );
   }
 }
 
-function buildBatch(connIndex: number, pipeline: number, mix: readonly LoadCommand[], value: string, keys: number): Uint8Array {
+function buildBatch(
+  connIndex: number,
+  pipeline: number,
+  mix: readonly LoadCommand[],
+  value: string,
+  keys: number,
+): Uint8Array {
   let text = "";
   for (let i = 0; i < pipeline; i++) {
     const key = `key:${(connIndex * 7919 + i * 104729) % keys}`;
@@ -111,7 +121,10 @@ function buildBatch(connIndex: number, pipeline: number, mix: readonly LoadComma
         break;
     }
   }
-  return new TextEncoder().encode(text);
+  const bytes = new TextEncoder().encode(text);
+  const stable = new Uint8Array(new ArrayBuffer(bytes.length)); // off-heap: its address is fixed
+  stable.set(bytes);
+  return stable;
 }
 
 interface Client {
@@ -200,7 +213,11 @@ export async function runLoad(
     if (c.done) return;
     if (!c.connected) {
       const error = net.socketError(c.fd);
-      if (error !== 0) return fail(new Error(`connect to ${host}:${options.port} failed: ${net.errnoName(error)}`));
+      if (error !== 0) {
+        return fail(
+          new Error(`connect to ${host}:${options.port} failed: ${net.errnoName(error)}`),
+        );
+      }
       c.connected = true;
       try {
         net.setNoDelay(c.fd);
@@ -223,7 +240,11 @@ export async function runLoad(
       const n = net.recvAt(c.fd, c.bufferAddress + c.filled, want);
       if (n === -net.errno.EAGAIN) return;
       if (n === -net.errno.EINTR) continue;
-      if (n <= 0) return fail(new Error(`the server closed a connection (${n === 0 ? "EOF" : net.errnoName(-n)})`));
+      if (n <= 0) {
+        return fail(
+          new Error(`the server closed a connection (${n === 0 ? "EOF" : net.errnoName(-n)})`),
+        );
+      }
       c.filled += n;
       const now = performance.now();
       let pos = 0;
@@ -289,7 +310,9 @@ export async function runLoad(
       sending = false;
       // Clients stop after their batch in flight; a server that never answers is given up on.
       loop.setTimeout(() => {
-        if (open > 0) fail(new Error(`${open} connections got no reply within ${DRAIN_TIMEOUT_MS} ms`));
+        if (open > 0) {
+          fail(new Error(`${open} connections got no reply within ${DRAIN_TIMEOUT_MS} ms`));
+        }
       }, DRAIN_TIMEOUT_MS).unref();
     }, durationMs);
     stopSending.unref();
@@ -386,6 +409,8 @@ if (import.meta.main) {
   });
   if (tty) console.log();
   console.log(
-    `${result.requestsPerSec.toFixed(0)} req/s  p50 ${result.latencyUs.p50} µs  p99 ${result.latencyUs.p99} µs  max ${result.latencyUs.max} µs  (${result.requests} requests, ${result.connections} connections x pipeline ${result.pipeline}, ${result.errors} errors)`,
+    `${
+      result.requestsPerSec.toFixed(0)
+    } req/s  p50 ${result.latencyUs.p50} µs  p99 ${result.latencyUs.p99} µs  max ${result.latencyUs.max} µs  (${result.requests} requests, ${result.connections} connections x pipeline ${result.pipeline}, ${result.errors} errors)`,
   );
 }

@@ -213,8 +213,8 @@ export class OutputBuffer {
     this.#header(36, n);
     const b = this.bytes;
     const e = this.end;
-    if (n <= 64) for (let k = 0; k < n; k++) b[e + k] = source[start + k]; // no view for short ones
-    else b.set(source.subarray(start, end), e);
+    if (n <= 64) { for (let k = 0; k < n; k++) b[e + k] = source[start + k]; // no view for short ones
+     } else b.set(source.subarray(start, end), e);
     this.end = e + n;
     this.#crlf();
   }

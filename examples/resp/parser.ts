@@ -68,7 +68,13 @@ export class Command {
 
   /** A copy of argument `i`, safe to keep. */
   copy(i: number): Uint8Array {
-    return this.buffer.slice(this.starts[i], this.ends[i]);
+    const start = this.starts[i];
+    const n = this.ends[i] - start;
+    if (n > 32) return this.buffer.slice(start, start + n);
+    const b = this.buffer;
+    const out = new Uint8Array(n); // short values: an inline copy beats the slice builtin's call
+    for (let k = 0; k < n; k++) out[k] = b[start + k];
+    return out;
   }
 
   /** Whether argument `i` equals `lowerAscii` ignoring ASCII case (`lowerAscii` is lower case). */
@@ -129,21 +135,32 @@ export class Command {
   }
 }
 
+const fromCharCode = String.fromCharCode;
+const codes: number[] = []; // scratch for long keys (module-level but never observable)
+
 /** Bytes `[start, end)` of `bytes` as a latin1 string (see {@linkcode Command.key}). */
 export function bytesToKey(bytes: Uint8Array, start: number, end: number): string {
-  const n = end - start;
-  if (n <= 24) {
+  const b = bytes;
+  if (end - start <= 32) {
+    // Eight bytes per fromCharCode call: a quarter of the string additions of a byte loop,
+    // without the array or view that apply() needs (keys are usually short).
     let s = "";
-    for (let k = start; k < end; k++) s += String.fromCharCode(bytes[k]);
+    let k = start;
+    for (; k + 8 <= end; k += 8) {
+      s += fromCharCode(b[k], b[k + 1], b[k + 2], b[k + 3], b[k + 4], b[k + 5], b[k + 6], b[k + 7]);
+    }
+    for (; k + 2 <= end; k += 2) s += fromCharCode(b[k], b[k + 1]);
+    if (k < end) s += fromCharCode(b[k]);
     return s;
   }
   let s = "";
   for (let k = start; k < end; k += 4096) {
-    s += String.fromCharCode.apply(
-      null,
-      bytes.subarray(k, Math.min(end, k + 4096)) as unknown as number[],
-    );
+    const chunkEnd = Math.min(end, k + 4096);
+    codes.length = chunkEnd - k;
+    for (let i = k; i < chunkEnd; i++) codes[i - k] = b[i];
+    s += fromCharCode.apply(null, codes);
   }
+  codes.length = 0;
   return s;
 }
 
@@ -448,12 +465,25 @@ export class RequestParser {
         if (inDouble) {
           if (i >= end) return this.#fail("unbalanced quotes in request");
           const ch = b[i];
-          if (ch === 92 /* \ */ && i + 3 < end && b[i + 1] === 120 /* x */ && isHex(b[i + 2]) && isHex(b[i + 3])) {
+          if (
+            ch === 92 /* \ */ && i + 3 < end && b[i + 1] === 120 /* x */ && isHex(b[i + 2]) &&
+            isHex(b[i + 3])
+          ) {
             out[o++] = (hexValue(b[i + 2]) << 4) | hexValue(b[i + 3]);
             i += 4;
           } else if (ch === 92 && i + 1 < end) {
             const e = b[i + 1];
-            out[o++] = e === 110 ? 10 : e === 114 ? 13 : e === 116 ? 9 : e === 98 ? 8 : e === 97 ? 7 : e;
+            out[o++] = e === 110
+              ? 10
+              : e === 114
+              ? 13
+              : e === 116
+              ? 9
+              : e === 98
+              ? 8
+              : e === 97
+              ? 7
+              : e;
             i += 2;
           } else if (ch === 34 /* " */) {
             i++;
@@ -515,7 +545,9 @@ function hex2(n: number): string {
 function limit(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`Cannot use ${name} as it must be a positive integer: current value is ${value}`);
+    throw new RangeError(
+      `Cannot use ${name} as it must be a positive integer: current value is ${value}`,
+    );
   }
   return value;
 }

@@ -53,7 +53,12 @@ function lineInt(b: Uint8Array, start: number, crEnd: number): number {
  *
  * @returns The index just after it, or -1 when the reply is not complete in `[pos, end)`.
  */
-export function scanReply(b: Uint8Array, pos: number, end: number, counters?: ScanCounters): number {
+export function scanReply(
+  b: Uint8Array,
+  pos: number,
+  end: number,
+  counters?: ScanCounters,
+): number {
   let pending = 1;
   while (pending > 0) {
     if (pos >= end) return -1;

@@ -76,6 +76,10 @@ export interface LoopServerStats {
   readPauses: number;
   /** The most unsent reply bytes any client had. */
   maxPendingOutputBytes: number;
+  /** Writes that found the socket buffer full (partial writes; the client reads slower). */
+  writesBlocked: number;
+  /** File descriptors opened (listening socket included). */
+  fdsOpened: number;
   /** File descriptors closed (listening socket included). */
   fdsClosed: number;
 }
@@ -145,6 +149,8 @@ export class LoopServer {
     outputLimitCloses: 0,
     readPauses: 0,
     maxPendingOutputBytes: 0,
+    writesBlocked: 0,
+    fdsOpened: 0,
     fdsClosed: 0,
   };
 
@@ -161,7 +167,10 @@ export class LoopServer {
     this.#net = options.net ?? openNetLib();
     this.#ownsEngine = options.engine === undefined;
     this.engine = options.engine ??
-      new Engine({ timers: loopExpiryTimers(loop), ioLayer: "eventloop (FFI sockets + loop.watch)" });
+      new Engine({
+        timers: loopExpiryTimers(loop),
+        ioLayer: "eventloop (FFI sockets + loop.watch)",
+      });
     this.#maxClients = options.maxClients ?? 10_000;
     this.#softLimit = options.outputSoftLimitBytes ?? 1024 * 1024;
     this.#hardLimit = options.outputHardLimitBytes ?? 256 * 1024 * 1024;
@@ -175,6 +184,7 @@ export class LoopServer {
       if (this.#ownsNet) this.#net.unload();
       throw error;
     }
+    this.#stats.fdsOpened++;
     this.port = this.#net.localPort(this.#listenFd);
     this.#watchListener();
   }
@@ -206,6 +216,7 @@ export class LoopServer {
     for (let i = 0; i < MAX_ACCEPTS_PER_EVENT && this.#listenWatch !== null; i++) {
       const fd = net.accept(this.#listenFd);
       if (fd >= 0) {
+        this.#stats.fdsOpened++;
         this.#open(fd);
         continue;
       }
@@ -237,7 +248,11 @@ export class LoopServer {
     } catch {
       // not fatal: only latency suffers
     }
-    const conn = new Connection(fd, new RequestParser(this.#parserOptions), this.engine.openSession());
+    const conn = new Connection(
+      fd,
+      new RequestParser(this.#parserOptions),
+      this.engine.openSession(),
+    );
     this.#connections.add(conn);
     try {
       conn.watch = this.#loop.watch(fd, READ, (event) => this.#onEvent(conn, event), {
@@ -341,8 +356,10 @@ export class LoopServer {
         }
         const n = net.sendAt(conn.fd, conn.outAddress + out.start, out.end - out.start);
         if (n > 0) out.consume(n);
-        else if (n === -net.errno.EAGAIN) return;
-        else if (n !== -net.errno.EINTR) return this.#closeNow(conn);
+        else if (n === -net.errno.EAGAIN) {
+          this.#stats.writesBlocked++;
+          return;
+        } else if (n !== -net.errno.EINTR) return this.#closeNow(conn);
       }
       if (!conn.readPaused || conn.closing) return;
       // Caught up: run the commands that waited, then (via #settle) read again.

@@ -37,7 +37,7 @@ export interface NativeServerOptions {
 }
 
 interface Client {
-  conn: Deno.Conn;
+  conn: Deno.TcpConn;
   writing: boolean;
   closed: boolean;
 }
@@ -69,12 +69,18 @@ export class NativeServer {
   constructor(options: NativeServerOptions = {}) {
     this.#ownsEngine = options.engine === undefined;
     this.engine = options.engine ??
-      new Engine({ timers: nativeExpiryTimers(), ioLayer: "deno-listen (Deno.listen + conn.read/write)" });
+      new Engine({
+        timers: nativeExpiryTimers(),
+        ioLayer: "deno-listen (Deno.listen + conn.read/write)",
+      });
     this.#softLimit = options.outputSoftLimitBytes ?? 1024 * 1024;
     this.#hardLimit = options.outputHardLimitBytes ?? 256 * 1024 * 1024;
     this.#readBufferBytes = options.readBufferBytes ?? 64 * 1024;
     this.#parserOptions = options.parser ?? {};
-    this.#listener = Deno.listen({ hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 });
+    this.#listener = Deno.listen({
+      hostname: options.host ?? "127.0.0.1",
+      port: options.port ?? 0,
+    });
     this.host = this.#listener.addr.hostname;
     this.port = this.#listener.addr.port;
     this.#acceptLoop = this.#accept();
@@ -179,7 +185,7 @@ export class NativeServer {
       closeIdle();
       const deadline = Date.now() + flushTimeoutMs;
       while (this.#tasks.size > 0 && Date.now() < deadline) {
-        let timer = 0;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           Promise.all(this.#tasks),
           new Promise((resolve) => timer = setTimeout(resolve, 10)),

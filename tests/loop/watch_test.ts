@@ -253,3 +253,32 @@ Deno.test("a FakePoller on a virtual clock: fd 7 readable at 30 ms, hangup at 50
   assert.deepEqual(seen, [[30, true, false], [40, false, false], [50, true, true]]);
   await poller.close();
 });
+
+Deno.test("busyPollMs: fd events, timers and the end of run() behave the same while busy-polling", async () => {
+  using fds = new FdScope();
+  const [ping, pong] = fds.socketpair();
+  await using loop = new Loop({ busyPollMs: 5 });
+  assert.throws(() => new Loop({ busyPollMs: -1 }), RangeError);
+  const log: string[] = [];
+  let left = 200;
+  const pongWatch = loop.watch(pong, { readable: true }, () => {
+    drain(pong);
+    write(pong, "o");
+  });
+  const pingWatch = loop.watch(ping, { readable: true }, () => {
+    drain(ping);
+    if (--left === 0) {
+      log.push("200 round trips");
+      pingWatch.close();
+      pongWatch.close();
+    } else write(ping, "i");
+  });
+  const startMs = performance.now();
+  loop.setTimeout(() => log.push(`timer after ${(performance.now() - startMs).toFixed(0)} ms`), 2);
+  write(ping, "i");
+  await loop.run();
+  assert.equal(log.length, 2);
+  assert.ok(log.includes("200 round trips"));
+  const timerEntry = log.find((entry) => entry.startsWith("timer"))!;
+  assert.ok(Number(timerEntry.match(/(\d+) ms/)![1]) >= 2, timerEntry);
+});

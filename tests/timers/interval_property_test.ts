@@ -1,0 +1,223 @@
+// Random mixes of timeouts and intervals (in each `missed` mode), cancelled, refreshed and
+// scheduled from outside the loop and from inside callbacks, with the clock jumping forward inside
+// callbacks (stalls), at random virtual times: the loop must fire exactly what a reference model
+// fires, in the same passes and order, and never before a deadline. The store keeps one run per
+// duration, intervals apart from timeouts: re-armed intervals, refreshes and timers set aside
+// during a pass land out of order in those runs, which this exercises.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Loop, type MissedTickBehavior, type Timer, VirtualClock } from "../../loop/mod.ts";
+
+type Action =
+  | { kind: "timeout"; delayMs: number }
+  | { kind: "interval"; delayMs: number }
+  | { kind: "cancel"; target: number }
+  | { kind: "refresh"; target: number }
+  | { kind: "stall"; ms: number };
+
+interface Step {
+  atMs: number;
+  action: Action;
+  /** What the timer this step schedules does each time it fires. */
+  onFire: Action[];
+}
+
+// Quarter milliseconds, few values: exact float sums, many equal deadlines and durations.
+const delayArb = fc.integer({ min: 0, max: 12 }).map((quarters) => quarters / 4);
+const actionArb: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("timeout" as const), delayMs: delayArb }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("interval" as const),
+      // Zero-period intervals tick once per pass; keep them rare.
+      delayMs: fc.integer({ min: 1, max: 12 }).map((quarters) => quarters / 4),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancel" as const), target: fc.nat(60) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant("refresh" as const), target: fc.nat(60) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("stall" as const),
+      ms: fc.integer({ min: 1, max: 24 }).map((quarters) => quarters / 4),
+    }),
+  },
+);
+const stepArb: fc.Arbitrary<Step> = fc.record({
+  atMs: fc.integer({ min: 0, max: 60 }).map((quarters) => quarters / 4),
+  action: actionArb,
+  onFire: fc.array(actionArb, { maxLength: 2 }),
+});
+
+interface ModelTimer {
+  deadlineMs: number;
+  sequence: number;
+  delayMs: number;
+  repeat: boolean;
+  status: "pending" | "fired" | "cleared";
+  onFire: Action[];
+}
+
+/** The reference: a list scanned for the minimum, the loop's rules spelled out. */
+class Model {
+  timers: ModelTimer[] = [];
+  nextSequence = 0;
+  log: string[] = [];
+  constructor(readonly missed: MissedTickBehavior) {}
+
+  apply(action: Action, baseMs: number, onFire: Action[] = []): void {
+    if (action.kind === "timeout" || action.kind === "interval") {
+      this.timers.push({
+        deadlineMs: baseMs + action.delayMs,
+        sequence: this.nextSequence++,
+        delayMs: action.delayMs,
+        repeat: action.kind === "interval",
+        status: "pending",
+        onFire,
+      });
+      return;
+    }
+    if (action.kind === "stall") return; // the test moves the clock; passes carry the time
+    const timer = this.timers[action.target % Math.max(1, this.timers.length)];
+    if (timer === undefined) return;
+    if (action.kind === "cancel") {
+      if (action.target % 2 === 0 || timer.status === "pending") timer.status = "cleared";
+    } else if (timer.status !== "cleared") {
+      timer.status = "pending";
+      timer.deadlineMs = baseMs + timer.delayMs;
+      timer.sequence = this.nextSequence++;
+    }
+  }
+
+  nextDeadline(): number {
+    let best = Infinity;
+    for (const timer of this.timers) {
+      if (timer.status === "pending" && timer.deadlineMs < best) best = timer.deadlineMs;
+    }
+    return best;
+  }
+
+  /** One timers phase at `passMs` (the clock may move on inside callbacks: stalls). */
+  pass(passMs: number): void {
+    const limit = this.nextSequence;
+    for (;;) {
+      let best: ModelTimer | undefined;
+      for (const timer of this.timers) {
+        if (timer.status !== "pending" || timer.deadlineMs > passMs || timer.sequence >= limit) {
+          continue;
+        }
+        if (
+          best === undefined || timer.deadlineMs < best.deadlineMs ||
+          (timer.deadlineMs === best.deadlineMs && timer.sequence < best.sequence)
+        ) best = timer;
+      }
+      if (best === undefined) return;
+      if (best.repeat) {
+        let nextMs = best.deadlineMs + best.delayMs;
+        if (nextMs <= passMs) {
+          if (this.missed === "delay") nextMs = passMs + best.delayMs;
+          else if (this.missed === "skip") {
+            nextMs = best.deadlineMs +
+              (Math.floor((passMs - best.deadlineMs) / best.delayMs) + 1) * best.delayMs;
+          }
+        }
+        best.deadlineMs = nextMs;
+        best.sequence = this.nextSequence++;
+      } else best.status = "fired";
+      this.log.push(`${this.timers.indexOf(best)}@${passMs}`);
+      // Timers armed by callbacks count from the pass time (the loop's cached time).
+      for (const action of best.onFire) this.apply(action, passMs);
+    }
+  }
+}
+
+class Real {
+  clock = new VirtualClock();
+  loop: Loop;
+  handles: Timer[] = [];
+  log: string[] = [];
+  early: string[] = [];
+
+  constructor(missed: MissedTickBehavior) {
+    this.loop = new Loop({ clock: this.clock, missed });
+  }
+
+  apply(action: Action, onFire: Action[] = []): void {
+    const loop = this.loop;
+    if (action.kind === "timeout" || action.kind === "interval") {
+      const index = this.handles.length;
+      let dueMs = loop.now() + action.delayMs;
+      const callback = () => {
+        const nowMs = loop.now();
+        if (nowMs < dueMs) this.early.push(`${index}@${nowMs} < ${dueMs}`);
+        this.log.push(`${index}@${nowMs}`);
+        if (action.kind === "interval") dueMs = nowMs; // later ticks: checked by the model's log
+        for (const next of onFire) this.apply(next);
+      };
+      const handle = action.kind === "interval"
+        ? loop.setInterval(callback, action.delayMs)
+        : loop.setTimeout(callback, action.delayMs);
+      const refresh = handle.refresh.bind(handle);
+      handle.refresh = () => {
+        dueMs = loop.now() + action.delayMs;
+        return refresh();
+      };
+      this.handles.push(handle);
+      return;
+    }
+    if (action.kind === "stall") {
+      this.clock.advance(action.ms);
+      return;
+    }
+    const handle = this.handles[action.target % Math.max(1, this.handles.length)];
+    if (handle === undefined) return;
+    if (action.kind === "cancel") {
+      if (action.target % 2 === 0) loop.clearTimeout(handle);
+      else loop.clearInterval(Number(handle));
+    } else handle.refresh();
+  }
+}
+
+for (const missed of ["skip", "delay", "burst"] as const) {
+  Deno.test(`random timeouts and intervals (missed: "${missed}") fire exactly like the reference model`, () => {
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 40, size: "max" }), (unsorted) => {
+        const steps = [...unsorted].sort((a, b) => a.atMs - b.atMs);
+        const model = new Model(missed);
+        const real = new Real(missed);
+        let passes = 0;
+        // A pass at `passMs` on both sides; the clock may have moved on (stalls) meanwhile.
+        const pass = (passMs: number) => {
+          real.clock.set(Math.max(passMs, real.clock.now()));
+          const atMs = real.clock.now();
+          real.loop.runOnce();
+          model.pass(atMs);
+        };
+        const advance = (untilMs: number) => {
+          for (;;) {
+            const nextMs = model.nextDeadline();
+            if (nextMs === Infinity || nextMs > untilMs || ++passes > 300) break;
+            pass(nextMs);
+          }
+          if (untilMs !== Infinity && untilMs > real.clock.now()) real.clock.set(untilMs);
+        };
+        for (const step of steps) {
+          advance(step.atMs);
+          if (step.action.kind === "stall") continue; // stalls only happen inside callbacks
+          model.apply(step.action, real.clock.now(), step.onFire);
+          real.apply(step.action, step.onFire);
+          if (step.onFire.length === 1) pass(real.clock.now()); // a pass at an arbitrary time
+        }
+        advance(Infinity);
+        assert.deepEqual(real.log, model.log);
+        assert.deepEqual(real.early, []);
+        void real.loop.close();
+      }),
+      { numRuns: 200 },
+    );
+  });
+}

@@ -1,0 +1,406 @@
+// The timer store (per-duration rings, a heap of runs, an overflow heap) against a sorted array:
+// random inserts (in order, out of order, far out of order, re-inserted with an old key), removes
+// (head, middle, tail, absent) and pops, with limits small enough to reach every path (scan
+// limits, the overflow, relayouts, shrinking, sweeps, position rebasing). After every step the
+// store's invariants are checked and each pop must return the model's minimum.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { type StoreLimits, type TimerRun, TimerStore } from "../../loop/_timer_store.ts";
+
+class Entry {
+  run: TimerRun | null = null;
+  slot = 0;
+  constructor(readonly name: number) {}
+}
+
+interface Stored {
+  entry: Entry;
+  deadlineMs: number;
+  sequence: number;
+}
+
+type Op =
+  | { kind: "insert"; key: number; order: "append" | "jitter" | "early" | "old"; pick: number }
+  | { kind: "remove"; pick: number }
+  | { kind: "pop"; advanceMs: number }
+  | { kind: "reinsert"; pick: number; key: number };
+
+/** Operations over `keys` distinct durations. */
+const opArb = (keys: number): fc.Arbitrary<Op> =>
+  fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant("insert" as const),
+        key: fc.integer({ min: 0, max: keys - 1 }),
+        order: fc.constantFrom(
+          "append" as const,
+          "append" as const,
+          "jitter" as const,
+          "early" as const,
+          "old" as const,
+        ),
+        pick: fc.nat(1000),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({ kind: fc.constant("remove" as const), pick: fc.nat(1000) }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant("pop" as const),
+        advanceMs: fc.integer({ min: 0, max: 8 }).map((quarters) => quarters / 4),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant("reinsert" as const),
+        pick: fc.nat(1000),
+        key: fc.integer({ min: 0, max: keys - 1 }),
+      }),
+    },
+  );
+
+function before(a: Stored, b: Stored): boolean {
+  return a.deadlineMs < b.deadlineMs || (a.deadlineMs === b.deadlineMs && a.sequence < b.sequence);
+}
+
+/** Every structural invariant of the store, against the model's entries. */
+function check(store: TimerStore<Entry>, model: Stored[]): void {
+  assert.equal(store.size, model.length, "size");
+  let live = 0;
+  // The heap of runs: positions, keys mirroring each run's first entry, heap order.
+  for (let i = 0; i < store.heapLength; i++) {
+    const id = store.heapIds[i];
+    const run = store.runs[id]!;
+    assert.equal(store.heapPositions[id], i, "heap position");
+    assert.ok(run.live > 0, "runs in the heap are non-empty");
+    if (i > 0) {
+      const parent = (i - 1) >> 2;
+      const k = store.heapKeys;
+      assert.ok(
+        k[parent * 2] < k[i * 2] ||
+          (k[parent * 2] === k[i * 2] && k[parent * 2 + 1] < k[i * 2 + 1]),
+        "heap order",
+      );
+    }
+    let first: Stored | undefined;
+    if (run === store.overflow) {
+      for (let j = 0; j < run.live; j++) {
+        const entry = run.nodes[j] as Entry;
+        assert.equal(entry.run, run);
+        assert.equal(entry.slot, j);
+        const here = { entry, deadlineMs: run.keys[2 * j], sequence: run.keys[2 * j + 1] };
+        if (j > 0) {
+          const p = (j - 1) >> 2;
+          assert.ok(
+            before({ entry, deadlineMs: run.keys[2 * p], sequence: run.keys[2 * p + 1] }, here),
+            "overflow heap order",
+          );
+        }
+        first ??= here;
+      }
+      for (let j = run.live; j <= run.mask; j++) assert.equal(run.nodes[j], undefined);
+    } else {
+      assert.ok(run.tail - run.head <= run.mask + 1, "span within capacity");
+      assert.ok(run.tail < store.positionLimit * 2 && run.head > -store.positionLimit * 2);
+      let count = 0;
+      let previous: Stored | undefined;
+      for (let p = run.head; p < run.tail; p++) {
+        const index = p & run.mask;
+        const entry = run.nodes[index] as Entry | undefined;
+        if (entry === undefined) {
+          assert.ok(p !== run.head && p !== run.tail - 1, "head and tail are entries");
+          continue;
+        }
+        count++;
+        assert.equal(entry.run, run);
+        assert.equal(entry.slot, p);
+        const here = { entry, deadlineMs: run.keys[2 * index], sequence: run.keys[2 * index + 1] };
+        if (previous !== undefined) assert.ok(before(previous, here), "run order");
+        previous = here;
+        first ??= here;
+      }
+      assert.equal(count, run.live, "live count");
+      // Positions outside [head, tail) are free.
+      for (let p = run.tail; p < run.head + run.mask + 1; p++) {
+        assert.equal(run.nodes[p & run.mask], undefined, "free slot");
+      }
+    }
+    live += run.live;
+    assert.equal(store.heapKeys[2 * i], first!.deadlineMs, "heap key mirrors the first entry");
+    assert.equal(store.heapKeys[2 * i + 1], first!.sequence);
+  }
+  assert.equal(live, model.length, "entries in runs");
+  for (const stored of model) {
+    assert.notEqual(stored.entry.run, null);
+    assert.equal(store.deadlineOf(stored.entry), stored.deadlineMs);
+    assert.equal(store.sequenceOf(stored.entry), stored.sequence);
+  }
+  // Empty runs are out of the heap; the table's counts add up.
+  let tableRuns = 0;
+  let emptyRuns = 0;
+  for (let i = 0; i < store.slots.length; i++) {
+    const run = store.slots[i];
+    if (run === undefined) continue;
+    tableRuns++;
+    assert.equal(store.slotKeys[i], run.key);
+    assert.equal(store.runs[run.id], run);
+    if (run.live === 0) {
+      emptyRuns++;
+      assert.equal(store.heapPositions[run.id], -1);
+    }
+  }
+  assert.equal(tableRuns, store.runCount, "run count");
+  assert.equal(emptyRuns, store.emptyRuns, "empty run count");
+  assert.ok(store.runCount <= store.maxRuns, "at most maxRuns runs");
+}
+
+function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
+  const store = new TimerStore<Entry>(limits);
+  const model: Stored[] = [];
+  const removed: Stored[] = [];
+  let nowMs = 100;
+  let sequence = 0;
+  let names = 0;
+  const take = (list: Stored[], pick: number) => list.splice(pick % list.length, 1)[0];
+  const insert = (stored: Stored, key: number) => {
+    store.insert(stored.entry, key, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  };
+  for (const op of ops) {
+    if (op.kind === "insert") {
+      const delayMs = op.key / 2;
+      let deadlineMs = nowMs + delayMs;
+      if (op.order === "jitter") deadlineMs -= (op.pick % 5) / 4; // slightly out of order
+      else if (op.order === "early") deadlineMs = nowMs - 10 - op.pick / 100; // before everything
+      const stored = { entry: new Entry(names++), deadlineMs, sequence: sequence++ };
+      if (op.order === "old" && removed.length !== 0) {
+        // A timer set aside during a pass and put back: its old key, an older sequence.
+        const old = take(removed, op.pick);
+        insert(old, op.key);
+      } else insert(stored, op.key);
+    } else if (op.kind === "reinsert") {
+      // A refresh: out and back in with a new key.
+      if (model.length === 0) continue;
+      const stored = take(model, op.pick);
+      store.remove(stored.entry);
+      assert.equal(stored.entry.run, null);
+      insert({ entry: stored.entry, deadlineMs: nowMs + op.key / 2, sequence: sequence++ }, op.key);
+    } else if (op.kind === "remove") {
+      if (model.length === 0 || op.pick % 7 === 0) {
+        // Removing an entry that is not stored is a no-op.
+        const stray = removed.length !== 0 ? removed[op.pick % removed.length] : undefined;
+        if (stray !== undefined) store.remove(stray.entry);
+      } else {
+        const stored = take(model, op.pick);
+        store.remove(stored.entry);
+        assert.equal(stored.entry.run, null);
+        removed.push(stored);
+      }
+    } else {
+      nowMs += op.advanceMs;
+      // Pops everything due, in order, as a timer pass does.
+      for (;;) {
+        let best = -1;
+        for (let i = 0; i < model.length; i++) {
+          if (model[i].deadlineMs <= nowMs && (best < 0 || before(model[i], model[best]))) best = i;
+        }
+        const entry = store.shiftDue(nowMs);
+        if (best < 0) {
+          assert.equal(entry, null, "nothing due");
+          break;
+        }
+        const expected = model.splice(best, 1)[0];
+        assert.equal(entry, expected.entry, "pops the minimum");
+        assert.equal(store.shiftedDeadlineMs, expected.deadlineMs);
+        assert.equal(store.shiftedSequence, expected.sequence);
+        assert.equal(entry!.run, null);
+        removed.push(expected);
+        check(store, model);
+      }
+    }
+    check(store, model);
+  }
+  const sorted = [...model].sort((a, b) => before(a, b) ? -1 : 1);
+  assert.deepEqual(store.sorted().map((s) => s.entry), sorted.map((s) => s.entry));
+  assert.equal(
+    store.firstDeadlineMs(),
+    sorted.length === 0 ? Infinity : sorted[0].deadlineMs,
+  );
+  // Drains in order.
+  for (const expected of sorted) assert.equal(store.shiftDue(Infinity), expected.entry);
+  assert.equal(store.shiftDue(Infinity), null);
+  assert.equal(store.size, 0);
+  check(store, []);
+}
+
+Deno.test("timer store: random inserts, removes and pops match a sorted array (tiny limits)", () => {
+  fc.assert(
+    fc.property(fc.array(opArb(8), { minLength: 20, maxLength: 300, size: "max" }), (ops) => {
+      runScript(ops, {
+        scanLimit: 2,
+        maxRuns: 3,
+        emptyRunsKept: 1,
+        shrinkCapacity: 8,
+        positionLimit: 1024,
+      });
+    }),
+    { numRuns: 400 },
+  );
+});
+
+Deno.test("timer store: random inserts, removes and pops match a sorted array (defaults)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(opArb(40), { minLength: 20, maxLength: 400, size: "max" }),
+      (ops) => runScript(ops, {}),
+    ),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("timer store: random inserts, removes and pops match a sorted array (many sweeps)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(opArb(40), { minLength: 20, maxLength: 400, size: "max" }),
+      (ops) => runScript(ops, { emptyRunsKept: 2, maxRuns: 24, shrinkCapacity: 8 }),
+    ),
+    { numRuns: 100 },
+  );
+});
+
+Deno.test("timer store: an entry inserted before the tail fills a hole or moves the entries after it", () => {
+  const store = new TimerStore<Entry>();
+  const model: Stored[] = [];
+  for (let i = 0; i < 10; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: i, sequence: i };
+    store.insert(stored.entry, 1, i, i);
+    model.push(stored);
+  }
+  store.remove(model.splice(8, 1)[0].entry); // a hole before the tail
+  const intoHole = { entry: new Entry(10), deadlineMs: 7.5, sequence: 10 };
+  store.insert(intoHole.entry, 1, 7.5, 10);
+  model.splice(8, 0, intoHole);
+  check(store, model);
+  assert.equal(intoHole.entry.slot, 8, "the hole is reused");
+  const moving = { entry: new Entry(11), deadlineMs: 6.5, sequence: 11 };
+  store.insert(moving.entry, 1, 6.5, 11);
+  model.splice(7, 0, moving);
+  check(store, model);
+  assert.equal(moving.entry.slot, 7, "the entries after it moved");
+  for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
+});
+
+Deno.test("timer store: positions are rebased before they leave the Smi range", () => {
+  const store = new TimerStore<Entry>({ positionLimit: 64 });
+  const model: Stored[] = [];
+  // One run that never empties: appends at the tail, pops at the head, far past the limit.
+  for (let i = 0; i < 1000; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: i, sequence: i };
+    store.insert(stored.entry, 1, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+    if (i >= 3) {
+      assert.equal(store.shiftDue(Infinity), model.shift()!.entry);
+    }
+    check(store, model);
+  }
+  // Prepends (entries put back before the head) far below zero, the tail cancelled meanwhile.
+  for (let i = 0; i < 1000; i++) {
+    const stored = { entry: new Entry(-i), deadlineMs: -1 - i, sequence: -1 - i };
+    store.insert(stored.entry, 1, stored.deadlineMs, stored.sequence);
+    model.unshift(stored);
+    if (i >= 3) store.remove(model.pop()!.entry);
+    check(store, model);
+  }
+  for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
+});
+
+Deno.test("timer store: durations beyond maxRuns share the overflow and keep their order", () => {
+  const store = new TimerStore<Entry>({ maxRuns: 4 });
+  const model: Stored[] = [];
+  for (let i = 0; i < 200; i++) {
+    // 50 distinct durations, each timer armed a little later than the previous one.
+    const key = (i * 37) % 50;
+    const stored = { entry: new Entry(i), deadlineMs: i / 100 + key, sequence: i };
+    store.insert(stored.entry, key, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  check(store, model);
+  assert.ok(store.overflow.live > 0, "the overflow holds the long tail");
+  assert.equal(store.runCount, 4);
+  // Cancel every third, in a scrambled order, then drain.
+  const cancelled = model.filter((_, i) => i % 3 === 0);
+  for (let i = 0; i < cancelled.length; i++) {
+    store.remove(cancelled[(i * 17) % cancelled.length].entry);
+  }
+  const left = model.filter((_, i) => i % 3 !== 0).sort((a, b) => before(a, b) ? -1 : 1);
+  check(store, left);
+  for (const expected of left) assert.equal(store.shiftDue(Infinity), expected.entry);
+  assert.equal(store.size, 0);
+});
+
+Deno.test("timer store: a run that grew gives memory back as it drains", () => {
+  const store = new TimerStore<Entry>({ shrinkCapacity: 8 });
+  const model: Stored[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 64; i++) {
+      const stored = {
+        entry: new Entry(i),
+        deadlineMs: round * 100 + i,
+        sequence: round * 100 + i,
+      };
+      store.insert(stored.entry, 1, stored.deadlineMs, stored.sequence);
+      model.push(stored);
+    }
+    const run = model[0].entry.run!;
+    assert.ok(run.mask >= 63);
+    // Cancel from the middle and the tail, pop from the head.
+    while (model.length > 2) {
+      store.remove(model.splice(model.length >> 1, 1)[0].entry);
+      store.remove(model.pop()!.entry);
+      assert.equal(store.shiftDue(Infinity), model.shift()!.entry);
+      check(store, model);
+    }
+    assert.ok(run.mask < 63, "shrunk");
+    while (model.length !== 0) assert.equal(store.shiftDue(Infinity), model.shift()!.entry);
+    check(store, model);
+    assert.ok(run.mask < 8, "emptied runs keep a small storage");
+  }
+  // Cancels alone shrink it too.
+  for (let i = 0; i < 64; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: 1000 + i, sequence: 1000 + i };
+    store.insert(stored.entry, 1, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  const run = model[0].entry.run!;
+  while (model.length > 4) {
+    store.remove(model.splice(model.length >> 1, 1)[0].entry);
+    check(store, model);
+  }
+  assert.ok(run.mask < 63, "shrunk");
+});
+
+Deno.test("timer store: removing from the middle of the overflow can move its last entry up", () => {
+  const store = new TimerStore<Entry>({ maxRuns: 1 });
+  const keep = new Entry(-1);
+  store.insert(keep, 0, 1000, 1000); // the one run; every other duration overflows
+  const model: Stored[] = [{ entry: keep, deadlineMs: 1000, sequence: 1000 }];
+  const entries = new Map<number, Entry>();
+  // A 4-ary heap shaped [0, 100, 1, 2, 3, 101, 102, 103, 104, 5]: 5 sits under 1.
+  for (const deadlineMs of [0, 100, 1, 2, 3, 101, 102, 103, 104, 5]) {
+    const entry = new Entry(deadlineMs);
+    entries.set(deadlineMs, entry);
+    store.insert(entry, 1 + deadlineMs, deadlineMs, deadlineMs);
+    model.push({ entry, deadlineMs, sequence: deadlineMs });
+  }
+  assert.equal(entries.get(5)!.slot, 9);
+  store.remove(entries.get(101)!); // 5 takes its place, under 100: it must move up
+  model.splice(model.findIndex((stored) => stored.deadlineMs === 101), 1);
+  check(store, model);
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
+});
