@@ -10,7 +10,7 @@ import {
   MAX_TIMEOUT_MS,
   normaliseTimeout,
 } from "../_validate.ts";
-import { type EpollLibrary, lastErrno, openEpollLibrary } from "./_ffi.ts";
+import { type EpollLibrary, lastErrno, openEpollLibrary, PR_SET_TIMERSLACK } from "./_ffi.ts";
 import {
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
@@ -430,7 +430,12 @@ export function createEpollPoller(options: EpollPollerOptions = {}): Poller {
   }
   const lib = openEpollLibrary();
   try {
-    return new EpollPoller(lib, layout, options);
+    const poller = new EpollPoller(lib, layout, options);
+    // Synchronous waits run on the calling thread: without this, each is padded by the default
+    // 50 µs of timer slack (measured here: a 0.25 ms wait returned 106 µs late at the median, 39 µs
+    // with 1 ns of slack). Best effort: a failure only costs precision.
+    lib.symbols.prctl(PR_SET_TIMERSLACK, 1n, 0n, 0n, 0n);
+    return poller;
   } catch (error) {
     lib.close();
     throw error;

@@ -282,3 +282,17 @@ Deno.test("busyPollMs: fd events, timers and the end of run() behave the same wh
   const timerEntry = log.find((entry) => entry.startsWith("timer"))!;
   assert.ok(Number(timerEntry.match(/(\d+) ms/)![1]) >= 2, timerEntry);
 });
+
+Deno.test("back-to-back short loop timers still let Deno's own timers run", async () => {
+  await using loop = new Loop();
+  let loopTicks = 0;
+  let denoFired = false;
+  const interval = loop.setInterval(() => {
+    loopTicks++;
+    if (denoFired) loop.clearInterval(interval);
+  }, 0.5);
+  setTimeout(() => (denoFired = true), 5);
+  await loop.run();
+  assert.equal(denoFired, true);
+  assert.ok(loopTicks >= 2, `loop ticks: ${loopTicks}`);
+});
