@@ -159,19 +159,22 @@ function storeKey(delayMs: number, repeat: boolean): number {
 
 /** A timeout or interval: the store's entry and the user's handle in one object. */
 export class TimerNode implements Timer {
-  /** The store's run holding this timer (null when not pending), and its position there. */
+  // Fields in the order a timer pass reads them (a pass touches timers in deadline order, not in
+  // the order they were allocated, so a cache line or two per timer; keep those few together).
+  /** The store's run holding this timer, null when not pending. */
   run: TimerRun | null = null;
-  slot = 0;
   /**
    * status, unref, indexed, clamp, repeat and nesting in one small integer: a million pending
    * timers are 40 MB lighter than with a field each (Deno's V8 has no pointer compression), and
    * lighter handles mean less GC work when many are scheduled at once.
    */
   flags = 0;
-  readonly id: number;
-  readonly core: LoopCore;
   readonly callback: AnyCallback;
   readonly args: readonly unknown[];
+  /** Its position in that run. */
+  slot = 0;
+  readonly id: number;
+  readonly core: LoopCore;
   readonly delayMs: number;
 
   constructor(
@@ -182,10 +185,10 @@ export class TimerNode implements Timer {
     delayMs: number,
     repeat: boolean,
   ) {
-    this.core = core;
-    this.id = id;
     this.callback = callback;
     this.args = args;
+    this.id = id;
+    this.core = core;
     this.delayMs = delayMs;
     if (repeat) this.flags = FLAG_REPEAT;
   }

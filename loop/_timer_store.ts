@@ -2,7 +2,7 @@
 // one duration armed from a clock that never goes back come due in the order they were armed, so
 // appending keeps each run sorted for free; a small indexed 4-ary min-heap orders the RUNS by
 // their heads' (deadline, sequence). Insert and cancel are O(1); taking the next due timer is
-// O(log R) for R runs (distinct durations, usually few), and its sifts touch only run objects.
+// O(log R) for R runs (distinct durations, usually few), and its sifts touch only typed arrays.
 //
 // A run is a ring buffer, not a linked list: entries at absolute positions [head, tail), the
 // entry at `p & mask`, its key in a Float64Array beside it. Walking a linked list chases one
@@ -117,8 +117,6 @@ export class TimerStore<T extends StoreEntry> {
   /** A one-entry cache in front of the table: timers tend to come in runs of one duration. */
   lastKey = NaN;
   lastRun: TimerRun | null = null;
-  readonly scratch: Float64Array = new Float64Array(1);
-  readonly scratchWords: Int32Array = new Int32Array(this.scratch.buffer);
 
   constructor(limits?: Partial<StoreLimits>) {
     const { scanLimit, maxRuns, emptyRunsKept, shrinkCapacity, positionLimit } = {
@@ -368,33 +366,39 @@ export class TimerStore<T extends StoreEntry> {
 
   /**
    * Gives `run` a storage fitting its entries (twice as many, at least the initial capacity),
-   * holes squeezed out. Entries keep their positions up to the first hole, so growing a run
-   * without holes touches no entry; positions far from zero start again near it (Smis).
+   * holes squeezed out: in place when the capacity stays (a run churned by cancels and refreshes
+   * allocates nothing), else in new arrays. Entries keep their positions up to the first hole, so
+   * growing a run without holes touches no entry; positions far from zero start again near it.
    */
   relayout(run: TimerRun): void {
     let capacity = INITIAL_CAPACITY;
     while (capacity < run.live * 2) capacity *= 2;
-    const nodes: (StoreEntry | undefined)[] = new Array(capacity).fill(undefined);
-    const keys = new Float64Array(capacity * 2);
-    const mask = capacity - 1;
-    const oldNodes = run.nodes;
-    const oldKeys = run.keys;
-    const oldMask = run.mask;
     const head = run.head;
     const limit = this.positionLimit / 2;
     const rebased = run.tail >= limit || head <= -limit ? 0 : head;
+    const oldNodes = run.nodes;
+    const oldKeys = run.keys;
+    const oldMask = run.mask;
+    const inPlace = capacity === oldMask + 1 && rebased === head;
+    const nodes = inPlace ? oldNodes : new Array<StoreEntry | undefined>(capacity).fill(undefined);
+    const keys = inPlace ? oldKeys : new Float64Array(capacity * 2);
+    const mask = capacity - 1;
+    // In place, entries only move to lower positions, onto slots already read.
     let position = rebased;
     for (let p = head; p < run.tail; p++) {
       const from = p & oldMask;
       const entry = oldNodes[from];
       if (entry === undefined) continue;
-      const to = position & mask;
-      nodes[to] = entry;
-      keys[to << 1] = oldKeys[from << 1];
-      keys[(to << 1) + 1] = oldKeys[(from << 1) + 1];
-      if (position !== p) entry.slot = position;
+      if (position !== p || !inPlace) {
+        const to = position & mask;
+        nodes[to] = entry;
+        keys[to << 1] = oldKeys[from << 1];
+        keys[(to << 1) + 1] = oldKeys[(from << 1) + 1];
+        if (position !== p) entry.slot = position;
+      }
       position++;
     }
+    if (inPlace) { for (let p = position; p < run.tail; p++) nodes[p & mask] = undefined; }
     run.nodes = nodes;
     run.keys = keys;
     run.mask = mask;
@@ -424,10 +428,10 @@ export class TimerStore<T extends StoreEntry> {
     return run;
   }
 
+  /** A hash of a duration from its value in 2^-20 ms steps (keys closer than that collide). */
   hash(key: number): number {
-    this.scratch[0] = key + 0; // -0 to 0
-    const words = this.scratchWords;
-    const h = Math.imul(words[0], 0x85ebca6b) ^ words[1];
+    const steps = key * 1048576; // -0 and 0 alike
+    const h = (steps | 0) ^ Math.imul((steps / 4294967296) | 0, 0x85ebca6b);
     return Math.imul(h ^ (h >>> 15), 0x9e3779b1) >>> 8;
   }
 

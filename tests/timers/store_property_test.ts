@@ -404,3 +404,37 @@ Deno.test("timer store: removing from the middle of the overflow can move its la
   model.sort((a, b) => before(a, b) ? -1 : 1);
   for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
 });
+
+Deno.test("timer store: extreme and colliding duration keys keep their own runs", () => {
+  const store = new TimerStore<Entry>();
+  const keys = [
+    0,
+    -0,
+    1e-9,
+    2e-9, // closer than the hash's resolution: same bucket, different runs
+    0.25,
+    -1,
+    -1 - 0.25,
+    2 ** 31,
+    1e9,
+    Number.MAX_SAFE_INTEGER,
+    -1 - Number.MAX_SAFE_INTEGER,
+  ];
+  const model: Stored[] = [];
+  let sequence = 0;
+  for (let round = 0; round < 3; round++) {
+    for (const key of keys) {
+      const stored = { entry: new Entry(sequence), deadlineMs: round + Math.abs(key), sequence };
+      sequence++;
+      store.insert(stored.entry, key, stored.deadlineMs, stored.sequence);
+      model.push(stored);
+    }
+  }
+  check(store, model);
+  // -0 and 0 share a run; every other key has its own.
+  assert.equal(store.runCount, keys.length - 1);
+  assert.equal(model[0].entry.run, model[1].entry.run);
+  assert.notEqual(model[2].entry.run, model[3].entry.run);
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
+});
