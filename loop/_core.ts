@@ -62,6 +62,8 @@ const GENERATION_LIMIT = 1 << (32 - SLOT_BITS);
 const BUDGET_CHECK_MASK = 1023;
 /** How long before a timer deadline an idle wait in the poller hands over to short yields. */
 const SPIN_TAIL_MS = 0.2;
+/** `metrics.skip()` limit for a phase whose length is unknown up front (the timers phase). */
+const UNBOUNDED_RUN = 0x3fffffff;
 /**
  * With `timerPrecision: "high"`, how long before a deadline a parked wait hands over to a wait on
  * Deno's own thread. Measured here (idle): waking from the blocking pool is 0.18 ms late at the
@@ -1180,6 +1182,8 @@ export class LoopCore {
     const metrics = this.metrics;
     let deferred: TimerNode[] | null = null;
     let deferredKeys: number[] | null = null;
+    let untimed = metrics === null ? 0 : metrics.skip(UNBOUNDED_RUN);
+    let untimedRan = 0;
     for (;;) {
       const timer = store.shiftDue(nowMs);
       if (timer === null) break;
@@ -1204,8 +1208,15 @@ export class LoopCore {
       const args = timer.args;
       let startMs = -1;
       if (metrics !== null) {
-        metrics.timerFired(latenessMs);
-        startMs = metrics.begin();
+        // Lateness and duration are recorded for a sample of timers (as durations are for tasks).
+        if (untimed !== 0) {
+          untimed--;
+          untimedRan++;
+        } else {
+          startMs = metrics.begin();
+          if (startMs < 0) untimedRan++;
+          else metrics.timerFired(latenessMs);
+        }
       }
       try {
         if (args === EMPTY_ARGS) callback();
@@ -1213,11 +1224,15 @@ export class LoopCore {
       } catch (error) {
         this.handleError(error, KIND_TIMER, callback);
       }
-      if (metrics !== null) metrics.end(KIND_TIMER, startMs, callback, undefined);
+      if (startMs >= 0) {
+        metrics!.end(KIND_TIMER, startMs, callback, undefined);
+        untimed = metrics!.skip(UNBOUNDED_RUN);
+      }
       this.currentNesting = 0;
       if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
       if (this.stopRequested) break;
     }
+    if (metrics !== null) metrics.count(KIND_TIMER, untimedRan);
     if (deferred !== null) {
       // Back in the store with their keys, unless cleared (or refreshed, which re-stored them)
       // meanwhile. In reverse: each sorts before what its run holds now, so goes in at the head.

@@ -462,9 +462,13 @@ export class MetricsRecorder {
     this.topFloorMs = floor;
   }
 
-  /** Records one timer fire: `latenessMs` = when its callback starts minus its deadline. */
+  /**
+   * Records a sampled timer fire: `latenessMs` = when its callback starts minus its deadline. Call
+   * it after a `begin()` that returned a start time: the fire stands for the timers the sample
+   * skipped (its weight), as durations do, so counts and percentiles stay unbiased.
+   */
   timerFired(latenessMs: number): void {
-    this.lateness.record(latenessMs, 1);
+    this.lateness.record(latenessMs, this.weight);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -751,7 +755,7 @@ export class MetricsRecorder {
         rate: counted > 0 ? Math.min(1, merged.samples / counted) : 0,
       },
       callbacks: { ...this.#stats(merged, counted), byKind },
-      timerLateness: this.#stats(this.lateness, this.lateness.samples),
+      timerLateness: this.#stats(this.lateness, this.counts[KIND_TIMER]),
       lag: this.#stats(this.lag, iterations),
       utilization: {
         last: lastSpanMs > 0 ? this.lastBusyMs / lastSpanMs : 0,

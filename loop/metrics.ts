@@ -303,7 +303,11 @@ export interface MetricsSnapshot {
   readonly sampling: SamplingInfo;
   /** Callback durations (percentiles are of the timed sample, see `sampling`). */
   readonly callbacks: CallbackStats;
-  /** Timer lateness: when a timer's callback started minus its deadline, for every timer fire. */
+  /**
+   * Timer lateness: when a timer's callback started minus its deadline. `count` is every timer fire;
+   * the percentiles come from the same sample as callback durations (`samples` of them, each
+   * weighted by the fires it stands for; every fire on a virtual clock or with `slowCallbackMs`).
+   */
   readonly timerLateness: DurationStats;
   /**
    * Loop lag, like Node's `monitorEventLoopDelay`: how late each iteration started versus when it

@@ -11,6 +11,13 @@ import {
 } from "../../loop/_metrics_recorder.ts";
 import type { MetricsSnapshot } from "../../loop/metrics.ts";
 
+/** A timer fire as the loop records it: lateness with the fire's (timed) callback. */
+function fireTimer(m: MetricsRecorder, latenessMs: number): void {
+  const startMs = m.begin();
+  m.timerFired(latenessMs);
+  m.end(KIND_TIMER, startMs, () => {}, undefined);
+}
+
 /** Drives a recorder through every kind of event, including hostile values. */
 function populate(m: MetricsRecorder, clock: VirtualClock): void {
   for (let i = 0; i < 50; i++) {
@@ -20,13 +27,13 @@ function populate(m: MetricsRecorder, clock: VirtualClock): void {
     const t0 = m.begin();
     clock.advance(i % 5);
     m.end(i % 2 === 0 ? KIND_TASK : KIND_FD, t0, function named() {}, i % 4 ? undefined : "lbl");
-    m.timerFired(i % 7);
+    fireTimer(m, i % 7);
     clock.advance(10);
     m.waited(10);
   }
-  m.timerFired(NaN);
-  m.timerFired(Infinity);
-  m.timerFired(-1);
+  fireTimer(m, NaN);
+  fireTimer(m, Infinity);
+  fireTimer(m, -1);
   m.waited(NaN);
   m.phase(PHASE_POLL, NaN);
   const t0 = m.begin();
