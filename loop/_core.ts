@@ -112,13 +112,15 @@ function labelOf(callback: AnyCallback): string {
 }
 
 /** Coerces a delay the way the web does, but honours floats and delays beyond 2^31-1 ms. */
-export function normalizeDelay(delayMs: unknown): number {
+function normalizeDelay(delayMs: unknown): number {
   if (delayMs === undefined) return 0;
   const value = typeof delayMs === "number" ? delayMs : Number(delayMs);
   if (value > 0) {
     if (value > MAX_SAFE_DELAY_MS) {
       throw new RangeError(
-        `Cannot schedule a timer as the delay must be finite: current value is ${String(delayMs)}`,
+        `Cannot schedule a timer as the delay must be finite and at most 2^53-1 ms: current value is ${
+          String(delayMs)
+        }`,
       );
     }
     return value;
@@ -334,7 +336,7 @@ class MutableWatchEvent implements WatchEvent {
 }
 
 /** A watched fd. */
-export class WatchNode implements Watch {
+class WatchNode implements Watch {
   closed = false;
   refed = true;
   lastPass = 0;

@@ -86,3 +86,29 @@ function describe(value: unknown): string {
   if (value !== null && typeof value === "object") return Object.prototype.toString.call(value);
   return String(value);
 }
+
+/** A whole-ms timeout (`poll`, `epoll_wait`): fractions round up, so a wait never ends early. */
+export function wholeMsTimeout(ms: number): number {
+  return ms < 0 ? -1 : Math.min(Math.ceil(ms), MAX_TIMEOUT_MS);
+}
+
+/**
+ * Writes `ms` (finite, >= 0) into a 64-bit `struct timespec` viewed as four little-endian i32
+ * words, rounding the nanoseconds up so a wait never ends early.
+ */
+export function writeTimespec(words: Int32Array, ms: number): void {
+  let sec = Math.floor(ms / 1000);
+  let nsec = Math.ceil((ms - sec * 1000) * 1e6);
+  if (nsec >= 1e9) {
+    sec += 1;
+    nsec -= 1e9;
+  }
+  if (sec > 0x7fffffff) {
+    sec = 0x7fffffff;
+    nsec = 0;
+  }
+  words[0] = sec;
+  words[1] = 0;
+  words[2] = nsec;
+  words[3] = 0;
+}

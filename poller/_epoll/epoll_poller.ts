@@ -7,8 +7,9 @@ import {
   checkFd,
   checkInterest,
   checkToken,
-  MAX_TIMEOUT_MS,
   normaliseTimeout,
+  wholeMsTimeout,
+  writeTimespec,
 } from "../_validate.ts";
 import { type EpollLibrary, lastErrno, openEpollLibrary, PR_SET_TIMERSLACK } from "./_ffi.ts";
 import {
@@ -52,29 +53,6 @@ function makeWaitBuffers(capacity: number, layout: EpollEventLayout): WaitBuffer
     timespec,
     timespecWords: new Int32Array(timespec.buffer),
   };
-}
-
-/** Writes `ms` (finite, >= 0) as a timespec, rounding the nanoseconds up so it never fires early. */
-function writeTimespec(words: Int32Array, ms: number): void {
-  let sec = Math.floor(ms / 1000);
-  let nsec = Math.ceil((ms - sec * 1000) * 1e6);
-  if (nsec >= 1e9) {
-    sec += 1;
-    nsec -= 1e9;
-  }
-  if (sec > 0x7fffffff) {
-    sec = 0x7fffffff;
-    nsec = 0;
-  }
-  words[0] = sec;
-  words[1] = 0;
-  words[2] = nsec;
-  words[3] = 0;
-}
-
-/** epoll_wait's int-ms timeout, rounded up so a sub-ms wait never returns early. */
-function msTimeout(ms: number): number {
-  return ms < 0 ? -1 : Math.min(Math.ceil(ms), MAX_TIMEOUT_MS);
 }
 
 /** Private knobs (tests). */
@@ -241,7 +219,7 @@ export class EpollPoller implements Poller {
       }
       n = s.epoll_pwait2!(this.#epfd, buffers.events, batch.capacity, timespec, null);
     } else {
-      n = s.epoll_wait(this.#epfd, buffers.events, batch.capacity, msTimeout(ms));
+      n = s.epoll_wait(this.#epfd, buffers.events, batch.capacity, wholeMsTimeout(ms));
     }
     if (n < 0) {
       const errno = lastErrno(this.#lib);
@@ -279,7 +257,7 @@ export class EpollPoller implements Poller {
       }
       call = s.epoll_pwait2_async!(this.#epfd, buffers.events, batch.capacity, timespec, null);
     } else {
-      call = s.epoll_wait_async(this.#epfd, buffers.events, batch.capacity, msTimeout(ms));
+      call = s.epoll_wait_async(this.#epfd, buffers.events, batch.capacity, wholeMsTimeout(ms));
     }
     const parked = call.then(
       (n) => {

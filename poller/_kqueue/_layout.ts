@@ -296,23 +296,5 @@ export function keventReadiness(
 /** `struct timespec` on 64-bit BSDs: `time_t tv_sec; long tv_nsec;`, 16 bytes. */
 export const TIMESPEC_SIZE = 16;
 
-/**
- * Writes `ms` (finite, >= 0) into a timespec viewed as four little-endian i32 words, rounding
- * the nanoseconds up so a wait never ends early.
- */
-export function writeTimespec(words: Int32Array, ms: number): void {
-  let sec = Math.floor(ms / 1000);
-  let nsec = Math.ceil((ms - sec * 1000) * 1e6);
-  if (nsec >= 1e9) {
-    sec += 1;
-    nsec -= 1e9;
-  }
-  if (sec > 0x7fffffff) {
-    sec = 0x7fffffff;
-    nsec = 0;
-  }
-  words[0] = sec;
-  words[1] = 0;
-  words[2] = nsec;
-  words[3] = 0;
-}
+// The timespec encoding is shared by every backend with timespec timeouts.
+export { writeTimespec } from "../_validate.ts";

@@ -11,8 +11,8 @@ import {
   checkFd,
   checkInterest,
   checkToken,
-  MAX_TIMEOUT_MS,
   normaliseTimeout,
+  wholeMsTimeout,
 } from "../_validate.ts";
 import {
   F_GETFD,
@@ -59,11 +59,6 @@ function makePollBuffers(capacity: number): PollBuffers {
     nfdsBig: 0n,
     version: -1,
   };
-}
-
-function msTimeout(ms: number): number {
-  // Round up: a 0.2 ms wait becomes 1 ms rather than a busy 0 ms poll, and never returns early.
-  return ms < 0 ? -1 : Math.min(Math.ceil(ms), MAX_TIMEOUT_MS);
 }
 
 /**
@@ -206,7 +201,7 @@ export class PollPoller implements Poller {
     this.#checkOpen("poll");
     const buffers = this.#build(this.#sync);
     this.#sync = buffers;
-    const n = this.#lib.symbols.poll(buffers.bytes, buffers.nfdsBig, msTimeout(ms));
+    const n = this.#lib.symbols.poll(buffers.bytes, buffers.nfdsBig, wholeMsTimeout(ms));
     if (n < 0) {
       const errno = lastErrno(this.#lib);
       batch.length = 0;
@@ -238,7 +233,7 @@ export class PollPoller implements Poller {
 
   async #park(batch: EventBatch, ms: number): Promise<number> {
     const deadline = ms < 0 ? Infinity : performance.now() + ms;
-    let timeout = msTimeout(ms);
+    let timeout = wholeMsTimeout(ms);
     try {
       for (;;) {
         const buffers = this.#build(this.#async);
@@ -262,7 +257,7 @@ export class PollPoller implements Poller {
         if (deadline !== Infinity) {
           const leftMs = deadline - performance.now();
           if (leftMs <= 0) return 0;
-          timeout = msTimeout(leftMs);
+          timeout = wholeMsTimeout(leftMs);
         }
       }
     } finally {
