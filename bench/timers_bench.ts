@@ -8,9 +8,9 @@
 //           have fired (for the loop: run() until it is idle). Scheduling 100k takes longer than
 //           the window, so the time is the per-timer cost, not waiting.
 //   cancel: schedule 100k timeouts 1 s out, then clear them all.
-// The loop is measured scheduling from outside its callbacks (each call reads the clock for a
-// precise deadline: performance.now() costs ~110 ns in Deno 2.9) and from inside one (the loop
-// time is cached for the iteration, as uv_now is), which is where loop programs schedule timers.
+// The loop is measured scheduling from outside its callbacks (one clock reading per synchronous
+// turn: performance.now() costs ~110 ns in Deno 2.9) and from inside one (the loop time is cached
+// per phase, as uv_now is), which is where loop programs schedule timers.
 // Printed before the table:
 //   memory:    heap used by 1M pending loop timers (Deno.memoryUsage().heapUsed delta; more exact
 //              with --v8-flags=--expose-gc).

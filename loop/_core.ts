@@ -471,6 +471,12 @@ export class LoopCore {
   nowMs: number;
   /** The cached time is out of date: the next reader refreshes it (a clock read costs ~130 ns). */
   nowStale = true;
+  /** Outside a batch, `nowMs` holds this synchronous turn's reading until a microtask clears it. */
+  turnNowValid = false;
+  readonly cachesTurnNow: boolean;
+  readonly endTurn = (): void => {
+    this.turnNowValid = false;
+  };
   currentNesting = 0;
 
   // Watches.
@@ -534,6 +540,7 @@ export class LoopCore {
       );
     }
     this.clock = clock;
+    this.cachesTurnNow = clock === systemClock;
     this.virtual = clock.virtual === true;
     if (this.virtual && typeof (clock as { set?: unknown }).set !== "function") {
       throw new TypeError(
@@ -646,10 +653,28 @@ export class LoopCore {
     else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
   }
 
-  /** The time base for new timers: cached inside a batch (like uv_now), fresh outside. */
+  /**
+   * The time base for new timers, cached like `uv_now`: inside a batch per phase, outside one per
+   * synchronous turn of JS on the system clock (a clock read costs more than scheduling a timer).
+   * Injected clocks are read every time: tests advance them between calls in one turn.
+   */
   baseNow(): number {
-    if (this.inBatch && !this.nowStale) return this.nowMs;
-    this.nowStale = false;
+    if (this.inBatch) {
+      if (!this.nowStale) return this.nowMs;
+      this.nowStale = false;
+      return this.nowMs = this.clock.now();
+    }
+    if (this.turnNowValid) return this.nowMs;
+    return this.readNow();
+  }
+
+  /** A fresh reading, cached for the rest of this turn when outside a batch (public `now()`). */
+  readNow(): number {
+    if (this.inBatch) return this.baseNow();
+    if (this.cachesTurnNow && !this.turnNowValid) {
+      this.turnNowValid = true;
+      nativeQueueMicrotask(this.endTurn);
+    }
     return this.nowMs = this.clock.now();
   }
 
@@ -1198,14 +1223,16 @@ export class LoopCore {
         continue;
       }
       const latenessMs = nowMs - deadlineMs;
-      if (timer.repeat) this.rearmInterval(timer, nowMs, deadlineMs);
+      // One read of the packed flags (the first touch of this timer, often a cache miss).
+      const flags = timer.flags;
+      if ((flags & FLAG_REPEAT) !== 0) this.rearmInterval(timer, nowMs, deadlineMs);
       else {
-        timer.status = TIMER_FIRED;
-        if (timer.refed) this.refedTimers--;
+        timer.flags = (flags & ~STATUS_MASK) | TIMER_FIRED;
+        if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
         // `indexed` stays set so that refresh() puts the id back.
-        if (timer.indexed) this.timersById!.delete(timer.id);
+        if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
       }
-      this.currentNesting = timer.nesting;
+      this.currentNesting = flags >>> NESTING_SHIFT;
       const callback = timer.callback;
       const args = timer.args;
       let startMs = -1;

@@ -99,12 +99,15 @@ export class Loop implements AsyncDisposable {
    * The loop time in ms: cached inside callbacks (like `uv_now`: read before timers are checked and
    * again at the start of every later non-empty phase), read fresh outside them. Timer delays are
    * measured from it: a timer set by a callback counts its delay from the start of that callback's
-   * phase, as in Node, and never fires before the loop clock reaches its deadline.
+   * phase, as in Node, and never fires before the loop clock reaches its deadline. Outside
+   * callbacks, timers set in one synchronous turn of JS share one reading (the first timer's, or
+   * the latest `now()` call's), so call `now()` after a long synchronous stretch to measure later
+   * timers from that point.
    *
    * @returns The loop's current time in ms.
    */
   now(): number {
-    return this.#core.baseNow();
+    return this.#core.readNow();
   }
 
   /**

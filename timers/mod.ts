@@ -8,6 +8,9 @@
  *   are collected before any runs: a timer scheduled (or refreshed) by a timer callback never runs
  *   in the same pass, and cancelling a timer due later in the same pass prevents it.
  * - Timers never fire early: a callback runs only once the loop clock has reached its deadline.
+ *   Delays count from the loop's cached time (as `uv_now`): inside a callback, the start of its
+ *   phase; outside callbacks, the first reading of the current synchronous turn of JS (or the
+ *   latest `loop.now()` call, which reads the clock afresh).
  * - Intervals run against absolute deadlines, so they do not drift. After a stall, the loop's
  *   `missed` option (`setInterval`) or the iterator's (`interval()`) decides: `"skip"` (default),
  *   `"delay"` or `"burst"`, as tokio's `MissedTickBehavior`.

@@ -163,3 +163,56 @@ Deno.test("timers never fire before the clock reaches their deadline", async () 
   assert.deepEqual(firedAt, [...deadlines].sort((a, b) => a - b));
   await loop.close();
 });
+
+/** Spins on the real clock: these tests are about what a synchronous stretch does to deadlines. */
+function spinMs(durationMs: number): void {
+  const untilMs = performance.now() + durationMs;
+  while (performance.now() < untilMs) { /* spin */ }
+}
+
+Deno.test("outside callbacks, timers set in one synchronous turn share one clock reading", async (t) => {
+  await t.step("a later timer with a shorter delay runs first", async () => {
+    const loop = new Loop();
+    const log: string[] = [];
+    loop.setTimeout(() => log.push("1 ms"), 1);
+    spinMs(3);
+    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
+    await loop.run();
+    assert.deepEqual(log, ["0.5 ms, set 3 ms later", "1 ms"]);
+    await loop.close();
+  });
+  await t.step("now() takes a fresh reading for the timers after it", async () => {
+    const loop = new Loop();
+    const log: string[] = [];
+    const firstMs = loop.now();
+    loop.setTimeout(() => log.push("1 ms"), 1);
+    spinMs(3);
+    assert.ok(loop.now() >= firstMs + 3, "now() outside callbacks reads the clock");
+    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
+    await loop.run();
+    assert.deepEqual(log, ["1 ms", "0.5 ms, set 3 ms later"]);
+    await loop.close();
+  });
+  await t.step("the next turn takes a fresh reading", async () => {
+    const loop = new Loop();
+    const log: string[] = [];
+    loop.setTimeout(() => log.push("1 ms"), 1);
+    await null; // the turn ends at the microtask checkpoint
+    spinMs(3);
+    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
+    await loop.run();
+    assert.deepEqual(log, ["1 ms", "0.5 ms, set 3 ms later"]);
+    await loop.close();
+  });
+  await t.step("an injected clock is read at every call", async () => {
+    const clock = new VirtualClock();
+    const loop = new Loop({ clock });
+    const log: string[] = [];
+    loop.setTimeout(() => log.push(`10 ms @${clock.now()}`), 10);
+    clock.set(5);
+    loop.setTimeout(() => log.push(`10 ms, set at 5 @${clock.now()}`), 10);
+    await loop.run();
+    assert.deepEqual(log, ["10 ms @10", "10 ms, set at 5 @15"]);
+    await loop.close();
+  });
+});
