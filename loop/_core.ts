@@ -55,6 +55,8 @@ const nativeSetTimeout = globalThis.setTimeout;
 const nativeClearTimeout = globalThis.clearTimeout;
 const nativeQueueMicrotask = globalThis.queueMicrotask;
 const MAX_SAFE_DELAY_MS = Number.MAX_SAFE_INTEGER;
+/** The longest delay Deno's own setTimeout takes as given (longer ones fire at once). */
+const MAX_NATIVE_DELAY_MS = 2 ** 31 - 1;
 const SLOT_BITS = 20;
 const SLOT_MASK = (1 << SLOT_BITS) - 1;
 const GENERATION_LIMIT = 1 << (32 - SLOT_BITS);
@@ -506,6 +508,12 @@ export class LoopCore {
   closeRequested = false;
   closeDeferred: CloseDeferred | null = null;
   autoStartScheduled = false;
+  /**
+   * The default loop gone dormant with only unref'd timers left: an unref'd Deno timer that starts
+   * it again at the next deadline, so those timers fire while the process lives on for other
+   * reasons (as Node's do), without keeping it alive themselves.
+   */
+  dormantWakeId: ReturnType<typeof setTimeout> | undefined = undefined;
   batchDeadlineMs = 0;
   hostTurnRequested = false;
 
@@ -1590,6 +1598,7 @@ export class LoopCore {
     this.state = "running";
     this.stopRequested = false;
     this.autoStartScheduled = false;
+    if (this.dormantWakeId !== undefined) this.clearDormantWake();
     try {
       for (;;) {
         const outcome = this.runBatch();
@@ -1612,6 +1621,7 @@ export class LoopCore {
       this.metrics?.stopped(this.clock.now());
     }
     if (this.closeRequested) this.startClose();
+    else if (this.isDefault) this.armDormantWake();
     const failure = this.failure;
     if (failure !== null) {
       this.failure = null;
@@ -1635,6 +1645,27 @@ export class LoopCore {
       // An error the default loop's callbacks throw surfaces as Deno surfaces an uncaught one.
       void this.run();
     });
+  }
+
+  /** See `dormantWakeId`: arms it for the earliest pending timer, if any. */
+  armDormantWake(): void {
+    const firstMs = this.timers.firstDeadlineMs();
+    if (firstMs === Infinity || this.accept !== ACCEPTING || this.virtual) return;
+    const delayMs = Math.min(
+      Math.max(0, Math.ceil(firstMs - this.clock.now())),
+      MAX_NATIVE_DELAY_MS,
+    );
+    const id = nativeSetTimeout(() => {
+      this.dormantWakeId = undefined;
+      if (this.state === "idle") this.scheduleAutoStart();
+    }, delayMs);
+    Deno.unrefTimer(id);
+    this.dormantWakeId = id;
+  }
+
+  clearDormantWake(): void {
+    nativeClearTimeout(this.dormantWakeId);
+    this.dormantWakeId = undefined;
   }
 
   // ---------------------------------------------------------------- waiting
@@ -1800,6 +1831,7 @@ export class LoopCore {
 
   startClose(): void {
     this.closeRequested = false;
+    if (this.dormantWakeId !== undefined) this.clearDormantWake();
     this.state = "closing";
     const deferred = this.closeDeferred!;
     let report: CloseReport;

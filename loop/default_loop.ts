@@ -14,7 +14,9 @@ let theDefaultLoop: Loop | undefined;
  * The default loop: made on first use, shared by the free functions of `timers/` and `promise/`. It
  * starts itself when work is scheduled on it (in a native microtask, so the current synchronous code
  * finishes first) and goes dormant when no ref'd work is left, so it never keeps a Deno process
- * alive on its own. An error thrown by one of its callbacks with no `onError` surfaces as an uncaught
+ * alive on its own. Unref'd timers still fire while the process lives on for other reasons (as in
+ * Node): dormant, it waits for the next one in an unref'd Deno timer, so they may then fire a
+ * millisecond or so late. An error thrown by one of its callbacks with no `onError` surfaces as an uncaught
  * error, as in Deno; an unhandled rejection of one of its promises dispatches a cancelable
  * `unhandledrejection` event on `globalThis` first. It is never closed.
  *

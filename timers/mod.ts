@@ -16,7 +16,8 @@
  *   `"delay"` or `"burst"`, as tokio's `MissedTickBehavior`.
  * - Handles have an `id`, a positive safe integer never reused by its loop, and convert to it
  *   (`Number(handle)`), so `clearTimeout(id)` works; the `clear*` functions are interchangeable, and
- *   clearing an unknown or stale id is a no-op. `unref()`'d timers do not keep `run()` alive.
+ *   clearing an unknown or stale id is a no-op. `unref()`'d timers do not keep `run()` alive
+ *   (on the default loop: the process), yet fire if it lives on.
  *   `refresh()` re-arms a pending or fired timeout from the current time; a cleared one stays
  *   cleared.
  *

@@ -41,3 +41,30 @@ Deno.test("the default loop starts itself when work arrives and goes dormant whe
   }
   assert.equal(loop.state, "idle");
 });
+
+Deno.test("an unref'd timer on the dormant default loop fires while the process lives on", async (t) => {
+  const loop = defaultLoop();
+  await t.step("it fires at its deadline, never before", async () => {
+    const log: string[] = [];
+    const startMs = performance.now();
+    let firedAfterMs = -1;
+    loop.setTimeout(() => {
+      firedAfterMs = performance.now() - startMs;
+      log.push("unref'd");
+    }, 20).unref();
+    // Something else keeps the process alive meanwhile: Deno's own timer, as a server would.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.deepEqual(log, ["unref'd"]);
+    assert.ok(firedAfterMs >= 20, `fired after ${firedAfterMs} ms`);
+    assert.equal(loop.state, "idle");
+  });
+  await t.step("a cleared one does not fire, and leaves no Deno timer behind", async () => {
+    const log: string[] = [];
+    const timer = loop.setTimeout(() => log.push("cleared"), 20).unref();
+    loop.setTimeout(() => log.push("kept"), 30).unref();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    loop.clearTimeout(timer);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.deepEqual(log, ["kept"]);
+  });
+});
