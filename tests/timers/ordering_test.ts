@@ -170,39 +170,41 @@ function spinMs(durationMs: number): void {
   while (performance.now() < untilMs) { /* spin */ }
 }
 
+/**
+ * Sets a 1 ms timer, runs `between` (awaited only if it returns a promise, which ends the turn),
+ * spins 3 ms, sets a 0.5 ms timer, and returns the order they fired in.
+ */
+async function orderAfterSpin(between: (loop: Loop) => void | Promise<void>): Promise<string[]> {
+  const loop = new Loop();
+  const log: string[] = [];
+  loop.setTimeout(() => log.push("1 ms"), 1);
+  const pending = between(loop);
+  if (pending !== undefined) await pending;
+  spinMs(3);
+  loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
+  await loop.run();
+  await loop.close();
+  return log;
+}
+
 Deno.test("outside callbacks, timers set in one synchronous turn share one clock reading", async (t) => {
   await t.step("a later timer with a shorter delay runs first", async () => {
-    const loop = new Loop();
-    const log: string[] = [];
-    loop.setTimeout(() => log.push("1 ms"), 1);
-    spinMs(3);
-    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
-    await loop.run();
-    assert.deepEqual(log, ["0.5 ms, set 3 ms later", "1 ms"]);
-    await loop.close();
+    assert.deepEqual(await orderAfterSpin(() => {}), ["0.5 ms, set 3 ms later", "1 ms"]);
   });
   await t.step("now() takes a fresh reading for the timers after it", async () => {
-    const loop = new Loop();
-    const log: string[] = [];
-    const firstMs = loop.now();
-    loop.setTimeout(() => log.push("1 ms"), 1);
-    spinMs(3);
-    assert.ok(loop.now() >= firstMs + 3, "now() outside callbacks reads the clock");
-    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
-    await loop.run();
+    let firstMs = 0;
+    const log = await orderAfterSpin((loop) => {
+      firstMs = loop.now();
+      spinMs(3);
+      assert.ok(loop.now() >= firstMs + 3, "now() outside callbacks reads the clock");
+    });
     assert.deepEqual(log, ["1 ms", "0.5 ms, set 3 ms later"]);
-    await loop.close();
   });
   await t.step("the next turn takes a fresh reading", async () => {
-    const loop = new Loop();
-    const log: string[] = [];
-    loop.setTimeout(() => log.push("1 ms"), 1);
-    await null; // the turn ends at the microtask checkpoint
-    spinMs(3);
-    loop.setTimeout(() => log.push("0.5 ms, set 3 ms later"), 0.5);
-    await loop.run();
+    const log = await orderAfterSpin(async () => {
+      await null; // the turn ends at the microtask checkpoint
+    });
     assert.deepEqual(log, ["1 ms", "0.5 ms, set 3 ms later"]);
-    await loop.close();
   });
   await t.step("an injected clock is read at every call", async () => {
     const clock = new VirtualClock();
