@@ -113,6 +113,19 @@ function labelOf(callback: AnyCallback): string {
   return callback.name || "anonymous";
 }
 
+/** A `missed` option (`"skip"` when absent), validated; errors read `Cannot ${what} as ...`. */
+export function checkMissed(missed: unknown, what: string): MissedTickBehavior {
+  if (missed === undefined || missed === null) return "skip"; // as `??` treats them
+  if (missed !== "skip" && missed !== "delay" && missed !== "burst") {
+    throw new RangeError(
+      `Cannot ${what} as missed must be "skip", "delay" or "burst": current value is ${
+        String(missed)
+      }`,
+    );
+  }
+  return missed;
+}
+
 /** Coerces a delay the way the web does, but honours floats and delays beyond 2^31-1 ms. */
 function normalizeDelay(delayMs: unknown): number {
   if (delayMs === undefined) return 0;
@@ -567,15 +580,7 @@ export class LoopCore {
     this.onError = options?.onError;
     this.onUnhandledRejection = options?.onUnhandledRejection;
     this.onRejectionHandled = options?.onRejectionHandled;
-    const missed = options?.missed ?? "skip";
-    if (missed !== "skip" && missed !== "delay" && missed !== "burst") {
-      throw new RangeError(
-        `Cannot create a loop as missed must be "skip", "delay" or "burst": current value is ${
-          String(missed)
-        }`,
-      );
-    }
-    this.missed = missed;
+    this.missed = checkMissed(options?.missed, "create a loop");
     this.clampNested = options?.clampNestedTimers === true;
     const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
     if (typeof yieldIntervalMs !== "number" || !(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {
@@ -1650,7 +1655,7 @@ export class LoopCore {
   /** See `dormantWakeId`: arms it for the earliest pending timer, if any. */
   armDormantWake(): void {
     const firstMs = this.timers.firstDeadlineMs();
-    if (firstMs === Infinity || this.accept !== ACCEPTING || this.virtual) return;
+    if (firstMs === Infinity || this.accept !== ACCEPTING) return;
     const delayMs = Math.min(
       Math.max(0, Math.ceil(firstMs - this.clock.now())),
       MAX_NATIVE_DELAY_MS,

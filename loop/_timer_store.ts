@@ -83,6 +83,27 @@ export interface StoredTimer<T> {
   sequence: number;
 }
 
+/**
+ * The smallest of the (up to four) children from `first` in a 4-ary heap of (deadline, sequence)
+ * pairs stored flat in `keys`; `first < length`. Both heaps of the store sift down through it.
+ */
+function smallestChild(keys: Float64Array, first: number, length: number): number {
+  let best = first;
+  let bestDeadlineMs = keys[first << 1];
+  let bestSequence = keys[(first << 1) + 1];
+  const end = first + 4 < length ? first + 4 : length;
+  for (let child = first + 1; child < end; child++) {
+    const deadlineMs = keys[child << 1];
+    const sequence = keys[(child << 1) + 1];
+    if (deadlineMs < bestDeadlineMs || (deadlineMs === bestDeadlineMs && sequence < bestSequence)) {
+      best = child;
+      bestDeadlineMs = deadlineMs;
+      bestSequence = sequence;
+    }
+  }
+  return best;
+}
+
 /** The store: entries by (deadlineMs, sequence), FIFO among equal deadlines. */
 export class TimerStore<T extends StoreEntry> {
   readonly scanLimit: number;
@@ -560,19 +581,9 @@ export class TimerStore<T extends StoreEntry> {
     for (;;) {
       const first = (index << 2) + 1;
       if (first >= length) break;
-      let best = first;
-      let bestDeadlineMs = keys[first << 1];
-      let bestSequence = keys[(first << 1) + 1];
-      const end = first + 4 < length ? first + 4 : length;
-      for (let child = first + 1; child < end; child++) {
-        const d = keys[child << 1];
-        const s = keys[(child << 1) + 1];
-        if (d < bestDeadlineMs || (d === bestDeadlineMs && s < bestSequence)) {
-          best = child;
-          bestDeadlineMs = d;
-          bestSequence = s;
-        }
-      }
+      const best = smallestChild(keys, first, length);
+      const bestDeadlineMs = keys[best << 1];
+      const bestSequence = keys[(best << 1) + 1];
       if (
         deadlineMs < bestDeadlineMs || (deadlineMs === bestDeadlineMs && sequence < bestSequence)
       ) {
@@ -663,18 +674,9 @@ export class TimerStore<T extends StoreEntry> {
     for (;;) {
       const first = (index << 2) + 1;
       if (first >= length) break;
-      let best = first;
-      let bestDeadlineMs = keys[first << 1];
-      let bestSequence = keys[(first << 1) + 1];
-      const end = first + 4 < length ? first + 4 : length;
-      for (let child = first + 1; child < end; child++) {
-        const d = keys[child << 1];
-        if (d < bestDeadlineMs || (d === bestDeadlineMs && keys[(child << 1) + 1] < bestSequence)) {
-          best = child;
-          bestDeadlineMs = d;
-          bestSequence = keys[(child << 1) + 1];
-        }
-      }
+      const best = smallestChild(keys, first, length);
+      const bestDeadlineMs = keys[best << 1];
+      const bestSequence = keys[(best << 1) + 1];
       if (
         bestDeadlineMs > deadlineMs || (bestDeadlineMs === deadlineMs && bestSequence >= sequence)
       ) break;

@@ -7,7 +7,7 @@ import type { Loop } from "../loop/loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
 import type { MissedTickBehavior, Timer } from "../loop/types.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
-import { requestHostTurn } from "../loop/_core.ts";
+import { checkMissed, requestHostTurn } from "../loop/_core.ts";
 import { checkDelay, checkOptions, delayUntil, queueNativeMicrotask } from "./_helper.ts";
 
 /** Options for {@linkcode interval}. */
@@ -259,13 +259,6 @@ export function interval(
 ): AsyncIterableIterator<number, undefined> {
   const periodMs = checkDelay(delayMs, "create an interval");
   const loop = checkOptions(options, "create an interval");
-  const missed = options?.missed ?? "skip";
-  if (missed !== "skip" && missed !== "delay" && missed !== "burst") {
-    throw new RangeError(
-      `Cannot create an interval as missed must be "skip", "delay" or "burst": current value is ${
-        String(missed)
-      }`,
-    );
-  }
+  const missed = checkMissed(options?.missed, "create an interval");
   return new IntervalIterator(loop, periodMs, missed, options?.signal);
 }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loop, type MissedTickBehavior, type Timer, VirtualClock } from "../../loop/mod.ts";
+import { TimerModel } from "./_timer_model.ts";
 
 type Action =
   | { kind: "timeout"; delayMs: number }
@@ -53,84 +54,21 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
   onFire: fc.array(actionArb, { maxLength: 2 }),
 });
 
-interface ModelTimer {
-  deadlineMs: number;
-  sequence: number;
-  delayMs: number;
-  repeat: boolean;
-  status: "pending" | "fired" | "cleared";
-  onFire: Action[];
-}
-
-/** The reference: a list scanned for the minimum, the loop's rules spelled out. */
-class Model {
-  timers: ModelTimer[] = [];
-  nextSequence = 0;
-  log: string[] = [];
-  constructor(readonly missed: MissedTickBehavior) {}
+/** The reference model, driven by this test's actions. */
+class Model extends TimerModel<Action> {
+  constructor(missed: MissedTickBehavior) {
+    // Timers armed by callbacks count from the pass time (the loop's cached time).
+    super((actions, passMs) => {
+      for (const action of actions) this.apply(action, passMs);
+    }, missed);
+  }
 
   apply(action: Action, baseMs: number, onFire: Action[] = []): void {
     if (action.kind === "timeout" || action.kind === "interval") {
-      this.timers.push({
-        deadlineMs: baseMs + action.delayMs,
-        sequence: this.nextSequence++,
-        delayMs: action.delayMs,
-        repeat: action.kind === "interval",
-        status: "pending",
-        onFire,
-      });
-      return;
-    }
-    if (action.kind === "stall") return; // the test moves the clock; passes carry the time
-    const timer = this.timers[action.target % Math.max(1, this.timers.length)];
-    if (timer === undefined) return;
-    if (action.kind === "cancel") {
-      if (action.target % 2 === 0 || timer.status === "pending") timer.status = "cleared";
-    } else if (timer.status !== "cleared") {
-      timer.status = "pending";
-      timer.deadlineMs = baseMs + timer.delayMs;
-      timer.sequence = this.nextSequence++;
-    }
-  }
-
-  nextDeadline(): number {
-    let best = Infinity;
-    for (const timer of this.timers) {
-      if (timer.status === "pending" && timer.deadlineMs < best) best = timer.deadlineMs;
-    }
-    return best;
-  }
-
-  /** One timers phase at `passMs` (the clock may move on inside callbacks: stalls). */
-  pass(passMs: number): void {
-    const limit = this.nextSequence;
-    for (;;) {
-      let best: ModelTimer | undefined;
-      for (const timer of this.timers) {
-        if (timer.status !== "pending" || timer.deadlineMs > passMs || timer.sequence >= limit) {
-          continue;
-        }
-        if (
-          best === undefined || timer.deadlineMs < best.deadlineMs ||
-          (timer.deadlineMs === best.deadlineMs && timer.sequence < best.sequence)
-        ) best = timer;
-      }
-      if (best === undefined) return;
-      if (best.repeat) {
-        let nextMs = best.deadlineMs + best.delayMs;
-        if (nextMs <= passMs) {
-          if (this.missed === "delay") nextMs = passMs + best.delayMs;
-          else if (this.missed === "skip") {
-            nextMs = best.deadlineMs +
-              (Math.floor((passMs - best.deadlineMs) / best.delayMs) + 1) * best.delayMs;
-          }
-        }
-        best.deadlineMs = nextMs;
-        best.sequence = this.nextSequence++;
-      } else best.status = "fired";
-      this.log.push(`${this.timers.indexOf(best)}@${passMs}`);
-      // Timers armed by callbacks count from the pass time (the loop's cached time).
-      for (const action of best.onFire) this.apply(action, passMs);
+      this.arm(baseMs, action.delayMs, action.kind === "interval", onFire);
+    } else if (action.kind !== "stall") {
+      // A stall only moves the test's clock; passes carry the time.
+      this.cancelOrRefresh(action.kind, action.target, baseMs);
     }
   }
 }

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
+import { TimerModel } from "./_timer_model.ts";
 
 /** What a timer does when it fires: schedule a new timer, or cancel / refresh an existing one. */
 type Action =
@@ -32,70 +33,17 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
   onFire: fc.array(actionArb, { maxLength: 3 }),
 });
 
-interface ModelTimer {
-  deadlineMs: number;
-  sequence: number;
-  delayMs: number;
-  status: "pending" | "fired" | "cleared";
-  onFire: Action[];
-}
-
-/** The reference: a list scanned for the minimum; a pass fires only timers armed before it began. */
-class Model {
-  timers: ModelTimer[] = [];
-  nextSequence = 0;
-  log: string[] = [];
+/** The reference model, driven by this test's actions. */
+class Model extends TimerModel<Action> {
+  constructor() {
+    super((actions, passMs) => {
+      for (const action of actions) this.apply(action, passMs);
+    });
+  }
 
   apply(action: Action, nowMs: number, onFire: Action[] = []): void {
-    if (action.kind === "schedule") {
-      this.timers.push({
-        deadlineMs: nowMs + action.delayMs,
-        sequence: this.nextSequence++,
-        delayMs: action.delayMs,
-        status: "pending",
-        onFire,
-      });
-      return;
-    }
-    const timer = this.timers[action.target % Math.max(1, this.timers.length)];
-    if (timer === undefined) return;
-    if (action.kind === "cancel") {
-      // By handle (even targets) a fired timer is cleared too, so refresh() leaves it alone; by id
-      // (odd targets) only a pending one: a fired timer's id is stale, and clearing it a no-op.
-      if (action.target % 2 === 0 || timer.status === "pending") timer.status = "cleared";
-    } else if (timer.status !== "cleared") {
-      timer.status = "pending";
-      timer.deadlineMs = nowMs + timer.delayMs;
-      timer.sequence = this.nextSequence++;
-    }
-  }
-
-  nextDeadline(): number {
-    let best = Infinity;
-    for (const timer of this.timers) {
-      if (timer.status === "pending" && timer.deadlineMs < best) best = timer.deadlineMs;
-    }
-    return best;
-  }
-
-  pass(nowMs: number): void {
-    const limit = this.nextSequence;
-    for (;;) {
-      let best: ModelTimer | undefined;
-      for (const timer of this.timers) {
-        if (timer.status !== "pending" || timer.deadlineMs > nowMs || timer.sequence >= limit) {
-          continue;
-        }
-        if (
-          best === undefined || timer.deadlineMs < best.deadlineMs ||
-          (timer.deadlineMs === best.deadlineMs && timer.sequence < best.sequence)
-        ) best = timer;
-      }
-      if (best === undefined) return;
-      best.status = "fired";
-      this.log.push(`${this.timers.indexOf(best)}@${nowMs}`);
-      for (const action of best.onFire) this.apply(action, nowMs);
-    }
+    if (action.kind === "schedule") this.arm(nowMs, action.delayMs, false, onFire);
+    else this.cancelOrRefresh(action.kind, action.target, nowMs);
   }
 }
 

@@ -1,0 +1,100 @@
+// The reference model both timer property tests check the loop against: a plain list scanned for
+// the minimum, with the loop's rules spelled out (FIFO ties, a pass fires only timers armed before
+// it began, intervals re-armed by their `missed` mode).
+import type { MissedTickBehavior } from "../../loop/mod.ts";
+
+interface ModelTimer<A> {
+  deadlineMs: number;
+  sequence: number;
+  delayMs: number;
+  repeat: boolean;
+  status: "pending" | "fired" | "cleared";
+  onFire: A[];
+}
+
+/** Timers carrying test-defined actions (`A`) to apply when they fire. */
+export class TimerModel<A> {
+  timers: ModelTimer<A>[] = [];
+  nextSequence = 0;
+  /** `index@passMs` for every firing, in order. */
+  log: string[] = [];
+  readonly missed: MissedTickBehavior;
+  /** Applies a fired timer's actions, at the pass time (the loop's cached time). */
+  readonly onFired: (actions: A[], passMs: number) => void;
+
+  constructor(
+    onFired: (actions: A[], passMs: number) => void,
+    missed: MissedTickBehavior = "skip",
+  ) {
+    this.onFired = onFired;
+    this.missed = missed;
+  }
+
+  arm(baseMs: number, delayMs: number, repeat: boolean, onFire: A[]): void {
+    this.timers.push({
+      deadlineMs: baseMs + delayMs,
+      sequence: this.nextSequence++,
+      delayMs,
+      repeat,
+      status: "pending",
+      onFire,
+    });
+  }
+
+  /**
+   * Cancels or refreshes timer `target` (modulo the count). By handle (even targets) a fired timer
+   * is cleared too, so refresh() leaves it alone; by id (odd targets) only a pending one: a fired
+   * timer's id is stale, and clearing it a no-op.
+   */
+  cancelOrRefresh(kind: "cancel" | "refresh", target: number, baseMs: number): void {
+    const timer = this.timers[target % Math.max(1, this.timers.length)];
+    if (timer === undefined) return;
+    if (kind === "cancel") {
+      if (target % 2 === 0 || timer.status === "pending") timer.status = "cleared";
+    } else if (timer.status !== "cleared") {
+      timer.status = "pending";
+      timer.deadlineMs = baseMs + timer.delayMs;
+      timer.sequence = this.nextSequence++;
+    }
+  }
+
+  nextDeadline(): number {
+    let best = Infinity;
+    for (const timer of this.timers) {
+      if (timer.status === "pending" && timer.deadlineMs < best) best = timer.deadlineMs;
+    }
+    return best;
+  }
+
+  /** One timers phase at `passMs`. */
+  pass(passMs: number): void {
+    const limit = this.nextSequence;
+    for (;;) {
+      let best: ModelTimer<A> | undefined;
+      for (const timer of this.timers) {
+        if (timer.status !== "pending" || timer.deadlineMs > passMs || timer.sequence >= limit) {
+          continue;
+        }
+        if (
+          best === undefined || timer.deadlineMs < best.deadlineMs ||
+          (timer.deadlineMs === best.deadlineMs && timer.sequence < best.sequence)
+        ) best = timer;
+      }
+      if (best === undefined) return;
+      if (best.repeat) {
+        let nextMs = best.deadlineMs + best.delayMs;
+        if (nextMs <= passMs) {
+          if (this.missed === "delay") nextMs = passMs + best.delayMs;
+          else if (this.missed === "skip") {
+            nextMs = best.deadlineMs +
+              (Math.floor((passMs - best.deadlineMs) / best.delayMs) + 1) * best.delayMs;
+          }
+        }
+        best.deadlineMs = nextMs;
+        best.sequence = this.nextSequence++;
+      } else best.status = "fired";
+      this.log.push(`${this.timers.indexOf(best)}@${passMs}`);
+      this.onFired(best.onFire, passMs);
+    }
+  }
+}
