@@ -178,9 +178,12 @@ function storeKey(delayMs: number, repeat: boolean): number {
 
 /** A timeout or interval: the store's entry and the user's handle in one object. */
 export class TimerNode implements Timer {
-  // Fields in the order a timer pass reads them (a pass touches timers in deadline order, not in
-  // the order they were allocated, so a cache line or two per timer; keep those few together).
-  /** The store's run holding this timer, null when not pending. */
+  // A timer pass runs most plain timeouts without touching them (their callback from the store,
+  // see loop/_timer_store.ts): their flags then still say "pending", and `status` asks the store.
+  /**
+   * The store's run holding this timer; null when cleared, or set aside by a pass. Left as it was
+   * when a pass fired it: `timers.holds(timer)` tells.
+   */
   run: TimerRun | null = null;
   /**
    * status, unref, indexed, clamp, repeat and nesting in one small integer: a million pending
@@ -212,9 +215,24 @@ export class TimerNode implements Timer {
     if (repeat) this.flags = FLAG_REPEAT;
   }
 
+  /**
+   * What the store may share among the timers of a run, for a pass to read instead of the timer:
+   * its callback when it takes no arguments, else nothing (the pass reads `callback` and `args`).
+   * A getter, read once as the timer goes in: no field.
+   */
+  get payload(): AnyCallback | undefined {
+    return this.args === EMPTY_ARGS ? this.callback : undefined;
+  }
+
   /** TIMER_PENDING, TIMER_FIRED or TIMER_CLEARED. */
   get status(): number {
-    return this.flags & STATUS_MASK;
+    const status = this.flags & STATUS_MASK;
+    // Pending in `flags` but no longer in its run: a pass fired it without writing here. (Pending
+    // with no run: set aside during a pass, still to run.)
+    if (status === TIMER_PENDING && this.run !== null && !this.core.timers.holds(this)) {
+      return TIMER_FIRED;
+    }
+    return status;
   }
   set status(status: number) {
     this.flags = (this.flags & ~STATUS_MASK) | status;
@@ -474,8 +492,11 @@ export class LoopCore {
   readonly tracked: Set<TrackedResource> = new Set();
   timersById: Map<number, TimerNode | ImmediateNode> | null = null;
 
-  // Counters for liveness.
+  // Counters for liveness (and for the timer pass: while no pending timer is unref'd or indexed,
+  // it need not read a plain timeout's flags).
   refedTimers = 0;
+  unrefedTimers = 0;
+  indexedTimers = 0;
   refedImmediates = 0;
   liveImmediates = 0;
   refedWatches = 0;
@@ -492,7 +513,12 @@ export class LoopCore {
   readonly endTurn = (): void => {
     this.turnNowValid = false;
   };
+  /**
+   * The HTML nesting level of the running timer callback (0 outside one); -1 while a timeout
+   * whose flags the pass did not read runs: then it is `firingTimer.nesting`, read on demand.
+   */
   currentNesting = 0;
+  firingTimer: TimerNode | null = null;
 
   // Watches.
   poller: Poller | null = null;
@@ -702,7 +728,8 @@ export class LoopCore {
     }
     if (this.accept !== ACCEPTING) this.refuse(repeat ? "set an interval" : "set a timeout");
     let delayMs = normalizeDelay(delay);
-    const nesting = this.currentNesting + 1;
+    const current = this.currentNesting;
+    const nesting = (current >= 0 ? current : this.firingTimer!.nesting) + 1;
     if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
     const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
     timer.nesting = nesting;
@@ -718,14 +745,29 @@ export class LoopCore {
   }
 
   clearTimer(timer: TimerNode): void {
-    if (timer.status !== TIMER_PENDING) {
-      timer.status = TIMER_CLEARED;
+    const flags = timer.flags;
+    const cleared = (flags & ~STATUS_MASK) | TIMER_CLEARED;
+    // Pending in its flags, and in the store or set aside by the running pass (no run); else it
+    // fired or was cleared already (the status getter's test, with one read of the flags).
+    if ((flags & STATUS_MASK) !== TIMER_PENDING) {
+      timer.flags = cleared;
       return;
     }
-    timer.status = TIMER_CLEARED;
-    this.timers.remove(timer);
-    if (timer.refed) this.refedTimers--;
-    if (timer.indexed) this.timersById!.delete(timer.id);
+    if (timer.run !== null) {
+      const store = this.timers;
+      if (!store.holds(timer)) {
+        timer.flags = cleared;
+        return;
+      }
+      store.removeHeld(timer);
+    }
+    timer.flags = cleared;
+    if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
+    else this.unrefedTimers--;
+    if ((flags & FLAG_INDEXED) !== 0) {
+      this.timersById!.delete(timer.id);
+      this.indexedTimers--;
+    }
     if (this.parked) this.wakeParked(); // liveness may have changed
   }
 
@@ -749,7 +791,10 @@ export class LoopCore {
 
   indexTimer(timer: TimerNode | ImmediateNode): void {
     if (timer.indexed) return;
-    if (timer instanceof TimerNode ? timer.status !== TIMER_PENDING : !timer.active) return;
+    if (timer instanceof TimerNode) {
+      if (timer.status !== TIMER_PENDING) return;
+      this.indexedTimers++;
+    } else if (!timer.active) return;
     timer.indexed = true;
     (this.timersById ??= new Map()).set(timer.id, timer);
   }
@@ -759,6 +804,7 @@ export class LoopCore {
     timer.refed = refed;
     if (timer.status === TIMER_PENDING) {
       this.refedTimers += refed ? 1 : -1;
+      this.unrefedTimers += refed ? -1 : 1;
       if (!refed && this.parked) this.wakeParked();
     }
   }
@@ -770,6 +816,12 @@ export class LoopCore {
     else {
       timer.status = TIMER_PENDING;
       if (timer.refed) this.refedTimers++;
+      else this.unrefedTimers++;
+      // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
+      if (timer.indexed) {
+        this.timersById!.set(timer.id, timer);
+        this.indexedTimers++;
+      }
     }
     const deadlineMs = this.baseNow() + timer.delayMs;
     this.timers.insert(
@@ -778,8 +830,6 @@ export class LoopCore {
       deadlineMs,
       this.nextSequence++,
     );
-    // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
-    if (timer.indexed) this.timersById!.set(timer.id, timer);
     if (!this.inBatch && this.parked && deadlineMs < this.parkedDeadlineMs) {
       this.wakeParked();
     }
@@ -1231,23 +1281,40 @@ export class LoopCore {
       if (store.shiftedSequence >= sequenceLimit) {
         // Armed during this pass, yet due: a bursting interval catching up sorts before timers
         // that were due when the pass began. Set it aside so those still run in this pass.
+        timer.run = null; // pending, out of the store (see TimerNode.status)
         (deferred ??= []).push(timer);
         (deferredKeys ??= []).push(deadlineMs, store.shiftedSequence);
         continue;
       }
       const latenessMs = nowMs - deadlineMs;
-      // One read of the packed flags (the first touch of this timer, often a cache miss).
-      const flags = timer.flags;
-      if ((flags & FLAG_REPEAT) !== 0) this.rearmInterval(timer, nowMs, deadlineMs);
-      else {
-        timer.flags = (flags & ~STATUS_MASK) | TIMER_FIRED;
-        if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
-        // `indexed` stays set so that refresh() puts the id back.
-        if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
+      // The callback, from the store if the timer's run knows it (see TimerNode.payload).
+      const payload = store.shiftedPayload as AnyCallback | undefined;
+      const callback = payload !== undefined ? payload : timer.callback;
+      const args = payload !== undefined ? EMPTY_ARGS : timer.args;
+      if (
+        store.shiftedRunKey >= 0 && this.unrefedTimers === 0 && this.indexedTimers === 0
+      ) {
+        // A plain timeout, and no pending timer is unref'd or indexed: it is ref'd and not
+        // indexed, so nothing about it needs reading or writing (its status now reads "fired").
+        this.refedTimers--;
+        this.currentNesting = -1;
+        this.firingTimer = timer;
+      } else {
+        // An interval, an overflow entry, or flags to check: read them (one touch of the timer).
+        const flags = timer.flags;
+        if ((flags & FLAG_REPEAT) !== 0) this.rearmInterval(timer, nowMs, deadlineMs);
+        else {
+          timer.flags = (flags & ~STATUS_MASK) | TIMER_FIRED;
+          if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
+          else this.unrefedTimers--;
+          // `indexed` stays set so that refresh() puts the id back.
+          if ((flags & FLAG_INDEXED) !== 0) {
+            this.timersById!.delete(timer.id);
+            this.indexedTimers--;
+          }
+        }
+        this.currentNesting = flags >>> NESTING_SHIFT;
       }
-      this.currentNesting = flags >>> NESTING_SHIFT;
-      const callback = timer.callback;
-      const args = timer.args;
       let startMs = -1;
       if (metrics !== null) {
         // Lateness and duration are recorded for a sample of timers (as durations are for tasks).
@@ -1271,6 +1338,7 @@ export class LoopCore {
         untimed = metrics!.skip(UNBOUNDED_RUN);
       }
       this.currentNesting = 0;
+      this.firingTimer = null;
       if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
       if (this.stopRequested) break;
     }

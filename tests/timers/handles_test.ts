@@ -277,3 +277,90 @@ Deno.test("the free functions use the default loop outside any loop callback", a
     await new Promise((resolve) => globalThis.setTimeout(resolve, 1));
   }
 });
+
+// A pass runs most plain timeouts without touching them (their callback comes from the store),
+// so a fired timer's handle learns it fired from the store, not from a flag the pass wrote.
+Deno.test("timers fired by a pass that never touched them act fired: refresh, clear, ids", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const shared = () => log.push(`shared@${clock.now()}`);
+  const first = loop.setTimeout(shared, 1);
+  const second = loop.setTimeout(shared, 1);
+  const third = loop.setTimeout(shared, 1);
+  await loop.run();
+  assert.deepEqual(log, ["shared@1", "shared@1", "shared@1"]);
+  first.refresh(); // fired: re-armed
+  loop.clearTimeout(second); // fired: a no-op that leaves it cleared
+  second.refresh(); // cleared: stays cleared
+  const id = Number(third); // a fired timer's id is not in the index...
+  loop.clearTimeout(id); // ...so this is a no-op
+  third.refresh(); // and it re-arms
+  await loop.run();
+  assert.deepEqual(log.slice(3), ["shared@2", "shared@2"]);
+  await loop.close();
+});
+
+Deno.test("a timer fired from a run the store has since dropped can still be refreshed", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  let fired = 0;
+  const handles: Timer[] = [];
+  // 3000 durations: 3000 runs, all emptied by one pass, more than the store keeps for reuse.
+  for (let i = 0; i < 3000; i++) handles.push(loop.setTimeout(() => fired++, 1 + i / 1000));
+  await loop.run();
+  assert.equal(fired, 3000);
+  handles[0].refresh();
+  handles[2999].refresh();
+  loop.clearTimeout(handles[1]);
+  handles[1].refresh();
+  await loop.run();
+  assert.equal(fired, 3002);
+  assert.equal(clock.now(), 3.999 + 3.999, "the last one re-armed for its own delay");
+  await loop.close();
+});
+
+Deno.test("the nesting level of a timer fired untouched still reaches the timers it sets", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, clampNestedTimers: true });
+  const firedAtMs: number[] = [];
+  // A 0 ms chain: HTML clamps the delay to 4 ms once the nesting level passes 5.
+  const step = () => {
+    firedAtMs.push(clock.now());
+    if (firedAtMs.length < 8) loop.setTimeout(step, 0);
+  };
+  loop.setTimeout(step, 0);
+  await loop.run();
+  assert.deepEqual(firedAtMs, [0, 0, 0, 0, 0, 4, 8, 12]);
+  await loop.close();
+});
+
+Deno.test("fired timers leave the id index and can be collected (subprocess, --expose-gc)", async () => {
+  const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
+  const script = `
+    import { Loop, VirtualClock } from ${JSON.stringify(loopUrl)};
+    const loop = new Loop({ clock: new VirtualClock() });
+    const refs = [];
+    // In a function: a suspended async function's registers would keep the last one alive.
+    (() => {
+      for (let i = 0; i < 4; i++) {
+        const timer = loop.setTimeout(() => {}, i);
+        if (i % 2 === 0) Number(timer); // indexed: clearTimeout(id) would find it while pending
+        refs.push(new WeakRef(timer));
+      }
+    })();
+    await loop.run();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    globalThis.gc();
+    console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
+    await loop.close();
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
+});

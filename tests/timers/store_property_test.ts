@@ -2,15 +2,23 @@
 // random inserts (in order, out of order, far out of order, re-inserted with an old key), removes
 // (head, middle, tail, absent) and pops, with limits small enough to reach every path (scan
 // limits, the overflow, relayouts, shrinking, sweeps, position rebasing). After every step the
-// store's invariants are checked and each pop must return the model's minimum.
+// store's invariants are checked and each pop must return the model's minimum, with its payload
+// when its run knows it (runs whose entries share one).
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type StoreLimits, type TimerRun, TimerStore } from "../../loop/_timer_store.ts";
 
+/** Payloads entries share (a few, so that runs are often uniform), and none (undefined). */
+const PAYLOADS = [{ payload: "a" }, { payload: "b" }, undefined] as const;
+
 class Entry {
   run: TimerRun | null = null;
   slot = 0;
-  constructor(readonly name: number) {}
+  readonly payload: (typeof PAYLOADS)[number];
+  constructor(readonly name: number) {
+    // Mostly "a": many runs stay uniform; some mix in "b" or none.
+    this.payload = PAYLOADS[name % 7 === 3 ? 1 : name % 7 === 5 ? 2 : 0];
+  }
 }
 
 interface Stored {
@@ -119,6 +127,7 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
         count++;
         assert.equal(entry.run, run);
         assert.equal(entry.slot, p);
+        if (run.payload !== undefined) assert.equal(entry.payload, run.payload, "shared payload");
         const here = { entry, deadlineMs: run.keys[2 * index], sequence: run.keys[2 * index + 1] };
         if (previous !== undefined) assert.ok(before(previous, here), "run order");
         previous = here;
@@ -136,7 +145,7 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
   }
   assert.equal(live, model.length, "entries in runs");
   for (const stored of model) {
-    assert.notEqual(stored.entry.run, null);
+    assert.ok(store.holds(stored.entry), "holds every stored entry");
     assert.equal(store.deadlineOf(stored.entry), stored.deadlineMs);
     assert.equal(store.sequenceOf(stored.entry), stored.sequence);
   }
@@ -188,7 +197,7 @@ function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
       if (model.length === 0) continue;
       const stored = take(model, op.pick);
       store.remove(stored.entry);
-      assert.equal(stored.entry.run, null);
+      assert.ok(!store.holds(stored.entry));
       insert({ entry: stored.entry, deadlineMs: nowMs + op.key / 2, sequence: sequence++ }, op.key);
     } else if (op.kind === "remove") {
       if (model.length === 0 || op.pick % 7 === 0) {
@@ -198,7 +207,7 @@ function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
       } else {
         const stored = take(model, op.pick);
         store.remove(stored.entry);
-        assert.equal(stored.entry.run, null);
+        assert.ok(!store.holds(stored.entry));
         removed.push(stored);
       }
     } else {
@@ -218,7 +227,10 @@ function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
         assert.equal(entry, expected.entry, "pops the minimum");
         assert.equal(store.shiftedDeadlineMs, expected.deadlineMs);
         assert.equal(store.shiftedSequence, expected.sequence);
-        assert.equal(entry!.run, null);
+        if (store.shiftedPayload !== undefined) {
+          assert.equal(store.shiftedPayload, expected.entry.payload, "a known payload is its own");
+        }
+        assert.ok(!store.holds(entry!), "a popped entry is no longer held");
         removed.push(expected);
         check(store, model);
       }
@@ -437,4 +449,27 @@ Deno.test("timer store: extreme and colliding duration keys keep their own runs"
   assert.notEqual(model[2].entry.run, model[3].entry.run);
   model.sort((a, b) => before(a, b) ? -1 : 1);
   for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
+});
+
+Deno.test("timer store: a run whose entries share a payload reports it; a mixed run does not", () => {
+  const store = new TimerStore<{ run: TimerRun | null; slot: number; payload: unknown }>();
+  const shared = { name: "shared" };
+  const uniform = [0, 1, 2].map(() => ({ run: null, slot: 0, payload: shared }));
+  const mixed = [shared, { name: "other" }, shared].map((payload) => ({
+    run: null,
+    slot: 0,
+    payload,
+  }));
+  uniform.forEach((entry, i) => store.insert(entry, 5, 5, i));
+  mixed.forEach((entry, i) => store.insert(entry, 7, 7, 10 + i));
+  const payloads: unknown[] = [];
+  while (store.shiftDue(Infinity) !== null) payloads.push(store.shiftedPayload);
+  assert.deepEqual(payloads, [shared, shared, shared, undefined, undefined, undefined]);
+  // Emptied, a run starts over: uniform again.
+  const again = { run: null, slot: 0, payload: shared };
+  store.insert(again, 7, 20, 20);
+  assert.equal(store.shiftDue(Infinity), again);
+  assert.equal(store.shiftedPayload, shared);
+  assert.ok(!store.holds(again), "taken off, not held, though it still names its run");
+  assert.notEqual(again.run, null);
 });
