@@ -216,12 +216,16 @@ export class TimerNode implements Timer {
   }
 
   /**
-   * What the store may share among the timers of a run, for a pass to read instead of the timer:
-   * its callback when it takes no arguments, else nothing (the pass reads `callback` and `args`).
-   * A getter, read once as the timer goes in: no field.
+   * What the store may share among the timers of a run, so that a pass runs them without reading
+   * them: the callback of a ref'd, unindexed timeout without arguments; else nothing (the pass
+   * reads the timer). A getter, read once as the timer goes in: no field. A pending timer that
+   * turns unref'd or indexed is `unshare`d from its run.
    */
   get payload(): AnyCallback | undefined {
-    return this.args === EMPTY_ARGS ? this.callback : undefined;
+    return (this.flags & (FLAG_UNREF | FLAG_INDEXED | FLAG_REPEAT)) === 0 &&
+        this.args === EMPTY_ARGS
+      ? this.callback
+      : undefined;
   }
 
   /** TIMER_PENDING, TIMER_FIRED or TIMER_CLEARED. */
@@ -492,11 +496,8 @@ export class LoopCore {
   readonly tracked: Set<TrackedResource> = new Set();
   timersById: Map<number, TimerNode | ImmediateNode> | null = null;
 
-  // Counters for liveness (and for the timer pass: while no pending timer is unref'd or indexed,
-  // it need not read a plain timeout's flags).
+  // Counters for liveness.
   refedTimers = 0;
-  unrefedTimers = 0;
-  indexedTimers = 0;
   refedImmediates = 0;
   liveImmediates = 0;
   refedWatches = 0;
@@ -763,11 +764,7 @@ export class LoopCore {
     }
     timer.flags = cleared;
     if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
-    else this.unrefedTimers--;
-    if ((flags & FLAG_INDEXED) !== 0) {
-      this.timersById!.delete(timer.id);
-      this.indexedTimers--;
-    }
+    if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
     if (this.parked) this.wakeParked(); // liveness may have changed
   }
 
@@ -793,7 +790,8 @@ export class LoopCore {
     if (timer.indexed) return;
     if (timer instanceof TimerNode) {
       if (timer.status !== TIMER_PENDING) return;
-      this.indexedTimers++;
+      // Its run can no longer vouch for it: the pass must read its flags (to drop the id).
+      this.timers.unshare(timer);
     } else if (!timer.active) return;
     timer.indexed = true;
     (this.timersById ??= new Map()).set(timer.id, timer);
@@ -804,7 +802,8 @@ export class LoopCore {
     timer.refed = refed;
     if (timer.status === TIMER_PENDING) {
       this.refedTimers += refed ? 1 : -1;
-      this.unrefedTimers += refed ? -1 : 1;
+      // Its run can no longer vouch for it: the pass must read its flags (not to count it).
+      if (!refed) this.timers.unshare(timer);
       if (!refed && this.parked) this.wakeParked();
     }
   }
@@ -816,12 +815,8 @@ export class LoopCore {
     else {
       timer.status = TIMER_PENDING;
       if (timer.refed) this.refedTimers++;
-      else this.unrefedTimers++;
       // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
-      if (timer.indexed) {
-        this.timersById!.set(timer.id, timer);
-        this.indexedTimers++;
-      }
+      if (timer.indexed) this.timersById!.set(timer.id, timer);
     }
     const deadlineMs = this.baseNow() + timer.delayMs;
     this.timers.insert(
@@ -1289,29 +1284,27 @@ export class LoopCore {
       const latenessMs = nowMs - deadlineMs;
       // The callback, from the store if the timer's run knows it (see TimerNode.payload).
       const payload = store.shiftedPayload as AnyCallback | undefined;
-      const callback = payload !== undefined ? payload : timer.callback;
-      const args = payload !== undefined ? EMPTY_ARGS : timer.args;
-      if (
-        store.shiftedRunKey >= 0 && this.unrefedTimers === 0 && this.indexedTimers === 0
-      ) {
-        // A plain timeout, and no pending timer is unref'd or indexed: it is ref'd and not
-        // indexed, so nothing about it needs reading or writing (its status now reads "fired").
+      let callback: AnyCallback;
+      let args: readonly unknown[];
+      if (payload !== undefined) {
+        // Its run vouches for it: a ref'd, unindexed timeout without arguments, with this
+        // callback. Nothing about it needs reading or writing (its status now reads "fired").
+        callback = payload;
+        args = EMPTY_ARGS;
         this.refedTimers--;
         this.currentNesting = -1;
         this.firingTimer = timer;
       } else {
-        // An interval, an overflow entry, or flags to check: read them (one touch of the timer).
+        // An interval, arguments, flags to act on, callbacks that differ: one touch of the timer.
         const flags = timer.flags;
+        callback = timer.callback;
+        args = timer.args;
         if ((flags & FLAG_REPEAT) !== 0) this.rearmInterval(timer, nowMs, deadlineMs);
         else {
           timer.flags = (flags & ~STATUS_MASK) | TIMER_FIRED;
           if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
-          else this.unrefedTimers--;
           // `indexed` stays set so that refresh() puts the id back.
-          if ((flags & FLAG_INDEXED) !== 0) {
-            this.timersById!.delete(timer.id);
-            this.indexedTimers--;
-          }
+          if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
         }
         this.currentNesting = flags >>> NESTING_SHIFT;
       }

@@ -148,8 +148,6 @@ export class TimerStore<T extends StoreEntry> {
   /** The key of the entry `shiftDue()` returned last. */
   shiftedDeadlineMs = 0;
   shiftedSequence = 0;
-  /** The duration key of the run it came from (NaN: the overflow). */
-  shiftedRunKey = 0;
   /** Its payload if its run knew it (the payload all its entries share), else undefined. */
   shiftedPayload: unknown = undefined;
   // The runs by duration: open addressing with linear probing, keys in a typed array. A Map hashes
@@ -180,6 +178,11 @@ export class TimerStore<T extends StoreEntry> {
     const run = entry.run;
     if (run === null) return false;
     return run.nodes[run === this.overflow ? entry.slot : entry.slot & run.mask] === entry;
+  }
+
+  /** Stops the run of a stored `entry` vouching for a payload: the entry's own changed. */
+  unshare(entry: T): void {
+    if (this.holds(entry)) entry.run!.payload = undefined;
   }
 
   /** The earliest deadline, or Infinity when empty. */
@@ -363,7 +366,6 @@ export class TimerStore<T extends StoreEntry> {
     this.shiftedDeadlineMs = heapKeys[0];
     this.shiftedSequence = heapKeys[1];
     this.size--;
-    this.shiftedRunKey = run.key;
     if (run === this.overflow) {
       const entry = run.nodes[0] as T;
       entry.run = null;

@@ -342,12 +342,19 @@ Deno.test("fired timers leave the id index and can be collected (subprocess, --e
     const loop = new Loop({ clock: new VirtualClock() });
     const refs = [];
     // In a function: a suspended async function's registers would keep the last one alive.
+    const refreshed = [];
     (() => {
       for (let i = 0; i < 4; i++) {
         const timer = loop.setTimeout(() => {}, i);
         if (i % 2 === 0) Number(timer); // indexed: clearTimeout(id) would find it while pending
         refs.push(new WeakRef(timer));
+        if (i < 2) refreshed.push(timer);
       }
+    })();
+    await loop.run();
+    // Fired, then re-armed while indexed (or not), then fired again.
+    (() => {
+      for (const timer of refreshed.splice(0)) timer.refresh();
     })();
     await loop.run();
     await new Promise((resolve) => setTimeout(resolve, 0));
@@ -363,4 +370,18 @@ Deno.test("fired timers leave the id index and can be collected (subprocess, --e
   const stderr = new TextDecoder().decode(output.stderr);
   assert.equal(output.code, 0, stderr);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
+});
+
+Deno.test("an unref'd timer re-armed by refresh() fires without counting as ref'd", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  const shared = () => log.push(`shared@${clock.now()}`);
+  const timer = loop.setTimeout(shared, 1);
+  await loop.run();
+  timer.unref().refresh(); // pending at 2, unref'd from the start
+  loop.setTimeout(shared, 5); // ref'd: keeps run() alive to 6, past the unref'd one
+  await loop.run();
+  assert.deepEqual(log, ["shared@1", "shared@2", "shared@6"]);
+  await loop.close();
 });

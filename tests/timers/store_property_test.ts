@@ -465,6 +465,16 @@ Deno.test("timer store: a run whose entries share a payload reports it; a mixed 
   const payloads: unknown[] = [];
   while (store.shiftDue(Infinity) !== null) payloads.push(store.shiftedPayload);
   assert.deepEqual(payloads, [shared, shared, shared, undefined, undefined, undefined]);
+  // An entry whose own payload changed is unshared: its run stops vouching for any.
+  const first = { run: null, slot: 0, payload: shared };
+  const second = { run: null, slot: 0, payload: shared };
+  store.insert(first, 5, 30, 30);
+  store.insert(second, 5, 31, 31);
+  store.unshare(second);
+  assert.equal(store.shiftDue(Infinity), first);
+  assert.equal(store.shiftedPayload, undefined);
+  assert.equal(store.shiftDue(Infinity), second);
+  store.unshare(second); // not stored: a no-op
   // Emptied, a run starts over: uniform again.
   const again = { run: null, slot: 0, payload: shared };
   store.insert(again, 7, 20, 20);
