@@ -746,25 +746,15 @@ export class LoopCore {
   }
 
   clearTimer(timer: TimerNode): void {
-    const flags = timer.flags;
-    const cleared = (flags & ~STATUS_MASK) | TIMER_CLEARED;
-    // Pending in its flags, and in the store or set aside by the running pass (no run); else it
-    // fired or was cleared already (the status getter's test, with one read of the flags).
-    if ((flags & STATUS_MASK) !== TIMER_PENDING) {
-      timer.flags = cleared;
+    if (timer.status !== TIMER_PENDING) {
+      timer.status = TIMER_CLEARED;
       return;
     }
-    if (timer.run !== null) {
-      const store = this.timers;
-      if (!store.holds(timer)) {
-        timer.flags = cleared;
-        return;
-      }
-      store.removeHeld(timer);
-    }
-    timer.flags = cleared;
-    if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
-    if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
+    timer.status = TIMER_CLEARED;
+    // Pending: in the store (the status getter checked), or set aside by the running pass.
+    if (timer.run !== null) this.timers.removeHeld(timer);
+    if (timer.refed) this.refedTimers--;
+    if (timer.indexed) this.timersById!.delete(timer.id);
     if (this.parked) this.wakeParked(); // liveness may have changed
   }
 
@@ -802,9 +792,11 @@ export class LoopCore {
     timer.refed = refed;
     if (timer.status === TIMER_PENDING) {
       this.refedTimers += refed ? 1 : -1;
-      // Its run can no longer vouch for it: the pass must read its flags (not to count it).
-      if (!refed) this.timers.unshare(timer);
-      if (!refed && this.parked) this.wakeParked();
+      if (!refed) {
+        // Its run can no longer vouch for it: the pass must read its flags (not to count it).
+        this.timers.unshare(timer);
+        if (this.parked) this.wakeParked();
+      }
     }
   }
 
