@@ -76,6 +76,8 @@ export interface LoopOptions {
    *   Deno's own thread until 0.2 ms before it, then spin on the clock. Measured idle, a 1 ms timer
    *   fires a few µs late at the median and well under 0.2 ms at p99; the price is Deno's thread
    *   blocked for up to ~1.2 ms before each timer deadline (fd events still end the wait at once).
+   *   Deno still gets a turn of its own event loop every `yieldIntervalMs`, taken out of a wait's
+   *   early part so that it does not make the timer late.
    * - `"low"`: park all the way (the last 0.2 ms in ~4 µs yields to Deno); Deno's thread stays
    *   free, and a timer is as late as the blocking pool's wake-up (0.2 ms median, 0.8 ms p99
    *   measured idle).

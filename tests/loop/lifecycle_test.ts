@@ -148,3 +148,22 @@ Deno.test("run() gives native continuations a turn before deciding it is done", 
   assert.deepEqual(log, ["scheduled after an await"]);
   await loop.close();
 });
+
+Deno.test("a 1 ms interval waiting on Deno's thread still gives Deno's own timers their turn", async () => {
+  // High precision waits the last ~1.2 ms before each deadline on Deno's thread; back to back,
+  // those waits once kept Deno's event loop from running for about a second.
+  const loop = new Loop({ timerPrecision: "high", yieldIntervalMs: 4 });
+  let ticks = 0;
+  const interval = loop.setInterval(() => ticks++, 1);
+  let ticksWhenNativeFired = -1;
+  setTimeout(() => {
+    ticksWhenNativeFired = ticks;
+    interval.unref();
+  }, 5);
+  await loop.run();
+  await loop.close();
+  assert.ok(
+    ticksWhenNativeFired >= 0 && ticksWhenNativeFired < 100,
+    `Deno's 5 ms timer fired after ${ticksWhenNativeFired} ticks of the 1 ms interval`,
+  );
+});
