@@ -1,7 +1,8 @@
 // The pending timers, stored as libuv and Node store them: one FIFO run per duration. Timers of
 // one duration armed from a clock that never goes back come due in the order they were armed, so
 // appending keeps each run sorted for free; a small indexed 4-ary min-heap orders the RUNS by
-// their heads' (deadline, sequence). Insert and cancel are O(1); taking the next due timer is
+// their heads' (deadline, sequence), or a lower bound of it once the head was cancelled (settled
+// when the run reaches the top). Insert and cancel are O(1); taking the next due timer is
 // O(log R) for R runs (distinct durations, usually few), and its sifts touch only typed arrays.
 //
 // A run is a ring buffer, not a linked list: entries at absolute positions [head, tail), the
@@ -187,7 +188,28 @@ export class TimerStore<T extends StoreEntry> {
 
   /** The earliest deadline, or Infinity when empty. */
   firstDeadlineMs(): number {
-    return this.heapLength === 0 ? Infinity : this.heapKeys[0];
+    if (this.heapLength === 0) return Infinity;
+    this.settleTop();
+    return this.heapKeys[0];
+  }
+
+  /**
+   * Makes the top of the heap of runs exact. A run's heap key is a lower bound of its first
+   * entry's key: cancelling a run's first entry leaves the key as it was (no sift: cancels come
+   * in scheduling order, a head each, and most cancelled runs never reach the top), and the run
+   * is sifted down to its place only once it surfaces.
+   */
+  settleTop(): void {
+    const heapKeys = this.heapKeys;
+    for (;;) {
+      const run = this.runs[this.heapIds[0]]!;
+      if (run === this.overflow) return;
+      const k = (run.head & run.mask) << 1;
+      const deadlineMs = run.keys[k];
+      const sequence = run.keys[k + 1];
+      if (deadlineMs === heapKeys[0] && sequence === heapKeys[1]) return;
+      this.siftDown(run.id, deadlineMs, sequence, 0);
+    }
   }
 
   /** The deadline of a stored entry. */
@@ -278,7 +300,13 @@ export class TimerStore<T extends StoreEntry> {
       run.live++;
       entry.run = run;
       entry.slot = position;
-      this.siftUp(run.id, deadlineMs, sequence, this.heapPositions[run.id]);
+      // The heap key may be a lower bound already below this one (see settleTop).
+      const at = this.heapPositions[run.id];
+      const heapKeys = this.heapKeys;
+      if (
+        deadlineMs < heapKeys[at << 1] ||
+        (deadlineMs === heapKeys[at << 1] && sequence < heapKeys[(at << 1) + 1])
+      ) this.siftUp(run.id, deadlineMs, sequence, at);
       return;
     }
     // The entry goes after the last stored entry before it (the head at the latest): scan back.
@@ -341,11 +369,10 @@ export class TimerStore<T extends StoreEntry> {
       return;
     }
     if (position === run.head) {
+      // The run's heap key stays as a lower bound (see settleTop).
       let head = position + 1;
       while (nodes[head & mask] === undefined) head++;
       run.head = head;
-      const k = (head & mask) << 1;
-      this.siftDown(run.id, run.keys[k], run.keys[k + 1], this.heapPositions[run.id]);
     } else if (position === run.tail - 1) {
       let tail = position;
       while (nodes[(tail - 1) & mask] === undefined) tail--;
@@ -361,24 +388,36 @@ export class TimerStore<T extends StoreEntry> {
   shiftDue(nowMs: number): T | null {
     if (this.heapLength === 0) return null;
     const heapKeys = this.heapKeys;
-    if (heapKeys[0] > nowMs) return null;
-    const run = this.runs[this.heapIds[0]]!;
+    let run: TimerRun;
+    let position: number;
+    for (;;) {
+      if (heapKeys[0] > nowMs) return null;
+      run = this.runs[this.heapIds[0]]!;
+      if (run === this.overflow) {
+        this.shiftedDeadlineMs = heapKeys[0];
+        this.shiftedSequence = heapKeys[1];
+        this.size--;
+        const entry = run.nodes[0] as T;
+        entry.run = null;
+        this.shiftedPayload = undefined;
+        this.overflowRemove(0);
+        return entry;
+      }
+      position = run.head;
+      const k = (position & run.mask) << 1;
+      const deadlineMs = run.keys[k];
+      const sequence = run.keys[k + 1];
+      if (deadlineMs === heapKeys[0] && sequence === heapKeys[1]) break;
+      this.siftDown(run.id, deadlineMs, sequence, 0); // a stale lower bound (see settleTop)
+    }
     this.shiftedDeadlineMs = heapKeys[0];
     this.shiftedSequence = heapKeys[1];
     this.size--;
-    if (run === this.overflow) {
-      const entry = run.nodes[0] as T;
-      entry.run = null;
-      this.shiftedPayload = undefined;
-      this.overflowRemove(0);
-      return entry;
-    }
     // No write to the entry (see the top of the file): it still names this run, and `holds` sees
     // that its slot no longer holds it.
     this.shiftedPayload = run.payload;
     const nodes = run.nodes;
     const mask = run.mask;
-    const position = run.head;
     const entry = nodes[position & mask] as T;
     nodes[position & mask] = undefined;
     if (--run.live === 0) this.emptied(run);

@@ -89,9 +89,11 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
     if (i > 0) {
       const parent = (i - 1) >> 2;
       const k = store.heapKeys;
+      // Ties only between stale keys: a cancelled first entry's key stays its run's, and the same
+      // entry re-inserted with that key heads another run.
       assert.ok(
         k[parent * 2] < k[i * 2] ||
-          (k[parent * 2] === k[i * 2] && k[parent * 2 + 1] < k[i * 2 + 1]),
+          (k[parent * 2] === k[i * 2] && k[parent * 2 + 1] <= k[i * 2 + 1]),
         "heap order",
       );
     }
@@ -140,10 +142,26 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
       }
     }
     live += run.live;
-    assert.equal(store.heapKeys[2 * i], first!.deadlineMs, "heap key mirrors the first entry");
-    assert.equal(store.heapKeys[2 * i + 1], first!.sequence);
+    // A run's heap key is a lower bound of its first entry's (exact for the overflow).
+    const key = {
+      entry: first!.entry,
+      deadlineMs: store.heapKeys[2 * i],
+      sequence: store.heapKeys[2 * i + 1],
+    };
+    if (run === store.overflow) {
+      assert.deepEqual(key, first, "heap key mirrors the overflow's first entry");
+    } else assert.ok(!before(first!, key), "heap key is a lower bound of the run's first entry");
   }
   assert.equal(live, model.length, "entries in runs");
+  // The earliest deadline is exact (settling the top of the heap on the way).
+  const earliestMs = model.reduce((ms, stored) => Math.min(ms, stored.deadlineMs), Infinity);
+  assert.equal(store.firstDeadlineMs(), earliestMs, "first deadline");
+  if (store.heapLength !== 0) {
+    const top = store.runs[store.heapIds[0]]!;
+    const k = top === store.overflow ? 0 : 2 * (top.head & top.mask);
+    assert.equal(store.heapKeys[0], top.keys[k], "the settled top mirrors its first entry");
+    assert.equal(store.heapKeys[1], top.keys[k + 1]);
+  }
   for (const stored of model) {
     assert.ok(store.holds(stored.entry), "holds every stored entry");
     assert.equal(store.deadlineOf(stored.entry), stored.deadlineMs);
