@@ -905,35 +905,46 @@ export class LoopPromise<T> implements PromiseLike<T> {
    */
   static #drainSegment(rt: Runtime): void {
     const ends = rt.segmentEnds;
-    let finished = false;
     try {
       while (rt.ringSize !== 0) {
         if (rt.segmentHead < ends.length && rt.jobsRun >= ends[rt.segmentHead]) break;
         LoopPromise.#runNext(rt);
       }
-      finished = true;
-    } finally {
-      if (finished) {
-        if (rt.segmentHead < ends.length) {
-          if (++rt.segmentHead === ends.length) {
-            ends.length = 0;
-            rt.segmentHead = 0;
-          }
-        } else rt.open = false;
-      } else {
-        // A job threw (only an internal callback can): a new drainer replaces this one. Segments
-        // are run oldest first, so the rest of this one still runs before later ones; an open
-        // segment is closed here so that later jobs wait for their own drainer.
-        if (rt.segmentHead >= ends.length) {
-          ends.push(rt.jobsRun + rt.ringSize);
-          rt.open = false;
-        }
-        try {
-          rt.loop.queueMicrotask(rt.drainSegment);
-        } catch {
-          LoopPromise.#goNative(rt);
-        }
+    } catch (error) {
+      LoopPromise.#segmentThrew(rt);
+      throw error;
+    }
+    // Out of line: V8 compiles this function while its first drain is still looping, and a
+    // comparison here would then have no type feedback; that deoptimized every later drain.
+    LoopPromise.#segmentDone(rt);
+  }
+
+  /** The drainer of the oldest segment finished it. */
+  static #segmentDone(rt: Runtime): void {
+    const ends = rt.segmentEnds;
+    if (rt.segmentHead < ends.length) {
+      if (++rt.segmentHead === ends.length) {
+        ends.length = 0;
+        rt.segmentHead = 0;
       }
+    } else rt.open = false;
+  }
+
+  /**
+   * A job threw (only an internal callback can): a new drainer replaces this one. Segments are run
+   * oldest first, so the rest of this one still runs before later ones; an open segment is closed
+   * here so that later jobs wait for their own drainer.
+   */
+  static #segmentThrew(rt: Runtime): void {
+    const ends = rt.segmentEnds;
+    if (rt.segmentHead >= ends.length) {
+      ends.push(rt.jobsRun + rt.ringSize);
+      rt.open = false;
+    }
+    try {
+      rt.loop.queueMicrotask(rt.drainSegment);
+    } catch {
+      LoopPromise.#goNative(rt);
     }
   }
 
