@@ -570,6 +570,25 @@ export class LoopCore {
   jsTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   channel: MessageChannel | null = null;
   yieldResolve: (() => void) | null = null;
+  /**
+   * A Deno timer armed by a yield, pending until Deno runs its timers. Deno runs its timers and
+   * I/O only about every 129th MessageChannel message: once this one is yieldIntervalMs old, a
+   * yield waits for it rather than posting another message.
+   */
+  hostTimerId: ReturnType<typeof setTimeout> | undefined = undefined;
+  hostTimerArmedMs = 0;
+  awaitingHostTimer = false;
+  readonly onHostTimer = (): void => {
+    this.hostTimerId = undefined;
+    if (this.awaitingHostTimer) {
+      // Resume through a message: Deno's other due timers run after this one, in the same turn.
+      // Armed again at once, the next one is due by the end of the batch this resumes.
+      this.awaitingHostTimer = false;
+      this.channel!.port2.postMessage(null);
+      this.hostTimerArmedMs = performance.now();
+      this.hostTimerId = nativeSetTimeout(this.onHostTimer, 0);
+    }
+  };
 
   // Close accounting.
   ranTasks = 0;
@@ -699,6 +718,11 @@ export class LoopCore {
     else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
   }
 
+  /** Ref'd work arrived from outside a batch: a dormant default loop must run (and keep Deno alive). */
+  startIfDormant(): void {
+    if (this.isDefault && this.state === "idle" && !this.inBatch) this.scheduleAutoStart();
+  }
+
   /**
    * The time base for new timers, cached like `uv_now`: inside a batch per phase, outside one per
    * synchronous turn of JS on the system clock (a clock read costs more than scheduling a timer).
@@ -802,7 +826,7 @@ export class LoopCore {
         // Its run can no longer vouch for it: the pass must read its flags (not to count it).
         this.timers.unshare(timer);
         if (this.parked) this.wakeParked();
-      }
+      } else this.startIfDormant();
     }
   }
 
@@ -823,9 +847,9 @@ export class LoopCore {
       deadlineMs,
       this.nextSequence++,
     );
-    if (!this.inBatch && this.parked && deadlineMs < this.parkedDeadlineMs) {
-      this.wakeParked();
-    }
+    if (this.parked) {
+      if (!this.inBatch && deadlineMs < this.parkedDeadlineMs) this.wakeParked();
+    } else this.startIfDormant(); // also re-arms the dormant wake for an unref'd one
   }
 
   /** HTML's nesting clamp for one timer (install()'s web mode), whatever the loop's option. */
@@ -953,6 +977,7 @@ export class LoopCore {
     this.watchesByFd.set(fd, watch);
     this.watchCount++;
     this.refedWatches++;
+    this.startIfDormant();
     return watch;
   }
 
@@ -997,6 +1022,7 @@ export class LoopCore {
     if (!watch.closed) {
       this.refedWatches += refed ? 1 : -1;
       if (!refed && this.parked) this.wakeParked();
+      else if (refed) this.startIfDormant();
     }
   }
 
@@ -1547,8 +1573,13 @@ export class LoopCore {
           return "yield";
         }
         if (this.hasRunnableWork()) {
-          // Long phases check the budget themselves; short iterations look at the clock every 8th.
-          if ((++iterations & 7) === 0 && performance.now() > this.batchDeadlineMs) return "yield";
+          // Long phases check the budget themselves; short iterations look at the clock every 8th,
+          // and after the 1st, 2nd and 4th: slow ones (50 ms tasks) would otherwise run 8 in a row.
+          ++iterations;
+          if (
+            ((iterations & 7) === 0 || (iterations & (iterations - 1)) === 0) &&
+            performance.now() > this.batchDeadlineMs
+          ) return "yield";
           continue;
         }
         if (this.virtual && this.nextVirtualEventMs() !== Infinity) return "yield";
@@ -1745,14 +1776,28 @@ export class LoopCore {
         resolve?.();
       };
     }
+    let viaTimer = false;
+    if (this.hostTimerId === undefined) {
+      this.hostTimerArmedMs = performance.now();
+      this.hostTimerId = nativeSetTimeout(this.onHostTimer, 0);
+    } else if (performance.now() - this.hostTimerArmedMs >= this.yieldIntervalMs) {
+      // Messages alone have not given Deno's timers and I/O a turn for yieldIntervalMs: wait for
+      // the timer (past due, so it fires in the next turn).
+      viaTimer = true;
+    }
     const port = channel.port2;
     return new Promise((resolve) => {
       this.yieldResolve = resolve;
-      port.postMessage(null);
+      if (viaTimer) this.awaitingHostTimer = true;
+      else port.postMessage(null);
     });
   }
 
   releaseChannel(): void {
+    if (this.hostTimerId !== undefined) {
+      nativeClearTimeout(this.hostTimerId);
+      this.hostTimerId = undefined;
+    }
     if (this.channel !== null) {
       this.channel.port1.close();
       this.channel.port2.close();

@@ -46,9 +46,11 @@ import type { MetricsSnapshot } from "./metrics.ts";
  * in the next iteration.
  *
  * `run()` shares the thread with Deno's own event loop: it runs iterations in batches of at most
- * `yieldIntervalMs` (default 4 ms), yields to Deno between them (~4 µs through a `MessageChannel`),
- * and when idle parks in the poller (on a thread of Deno's blocking pool, FFI permitting) or in a
- * Deno timer until the next deadline, an fd event or new work arrives.
+ * `yieldIntervalMs` (default 4 ms), yields to Deno between them (~4 µs through a `MessageChannel`;
+ * through a Deno timer at least every `yieldIntervalMs`, as Deno runs its own timers and I/O only
+ * about every 129th message), and when idle parks in the poller (on a thread of Deno's blocking
+ * pool, FFI permitting) or in a Deno timer until the next deadline, an fd event or new work
+ * arrives.
  *
  * @example Ordering
  * ```ts

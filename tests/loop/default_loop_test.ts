@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { currentLoop, defaultLoop, Loop } from "../../mod.ts";
+import { FdScope, read, write } from "../_fd.ts";
 
 Deno.test("defaultLoop() is one loop; currentLoop() is the running loop, else the default", async () => {
   assert.equal(defaultLoop(), defaultLoop());
@@ -67,4 +68,65 @@ Deno.test("an unref'd timer on the dormant default loop fires while the process 
     await new Promise((resolve) => setTimeout(resolve, 120));
     assert.deepEqual(log, ["kept"]);
   });
+});
+
+/** Waits in Deno's own 1 ms timers until `done()` or `limitMs` pass; returns `done()`. */
+async function waitFor(done: () => boolean, limitMs: number): Promise<boolean> {
+  const startMs = performance.now();
+  while (!done() && performance.now() - startMs < limitMs) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return done();
+}
+
+Deno.test("ref() on a timer of the dormant default loop keeps the process alive until it fires", async () => {
+  const timersUrl = new URL("../../timers/mod.ts", import.meta.url).href;
+  const script = `
+    import { setTimeout as loopSetTimeout } from ${JSON.stringify(timersUrl)};
+    const timer = loopSetTimeout(() => console.log("fired"), 40).unref();
+    // By then the default loop is dormant, and this Deno timer is all that keeps the process alive.
+    setTimeout(() => timer.ref(), 5);
+  `;
+  // With FFI (idle waits in the poller) and without (waits in Deno's timers).
+  for (const args of [["eval", script], ["run", "--no-check", "--allow-read", "-"]]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    if (args[0] === "run") await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const output = await child.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(new TextDecoder().decode(output.stdout), "fired\n", `deno ${args[0]}`);
+  }
+});
+
+Deno.test("refresh() on a fired timer of the dormant default loop arms it again", async () => {
+  const loop = defaultLoop();
+  let fired = 0;
+  const timer = loop.setTimeout(() => fired++, 1);
+  assert.ok(await waitFor(() => fired === 1 && loop.state === "idle", 150));
+  timer.refresh();
+  assert.ok(await waitFor(() => fired === 2, 150), `fired ${fired} times, not 2`);
+  assert.ok(await waitFor(() => loop.state === "idle", 150));
+});
+
+Deno.test("a watch on the dormant default loop starts it", async () => {
+  using fds = new FdScope();
+  const [readFd, writeFd] = fds.pipe();
+  const loop = defaultLoop();
+  const log: string[] = [];
+  const watch = loop.watch(readFd, { readable: true }, () => {
+    log.push(new TextDecoder().decode(read(readFd)!));
+    watch.close();
+  });
+  setTimeout(() => write(writeFd, "ping"), 5);
+  const called = await waitFor(() => log.length !== 0, 150);
+  watch.close();
+  assert.ok(called, "the watch was not called back within 150 ms");
+  assert.deepEqual(log, ["ping"]);
+  assert.ok(await waitFor(() => loop.state === "idle", 150));
 });
