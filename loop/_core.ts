@@ -126,10 +126,20 @@ export function checkMissed(missed: unknown, what: string): MissedTickBehavior {
   return missed;
 }
 
+/** `Number(delayMs)`, with a Symbol refused in the house format (Number() has its own message). */
+function delayToNumber(delayMs: unknown): number {
+  if (typeof delayMs === "symbol") {
+    throw new TypeError(
+      `Cannot schedule a timer as the delay must convert to a number: current value is ${delayMs.toString()}`,
+    );
+  }
+  return Number(delayMs);
+}
+
 /** Coerces a delay the way the web does, but honours floats and delays beyond 2^31-1 ms. */
 function normalizeDelay(delayMs: unknown): number {
   if (delayMs === undefined) return 0;
-  const value = typeof delayMs === "number" ? delayMs : Number(delayMs);
+  const value = typeof delayMs === "number" ? delayMs : delayToNumber(delayMs);
   if (value > 0) {
     if (value > MAX_SAFE_DELAY_MS) {
       throw new RangeError(
@@ -451,6 +461,29 @@ function interestBits(interest: WatchInterest, fd: number): number {
   return bits;
 }
 
+/** The methods the loop calls on a poller. */
+const POLLER_METHODS = ["register", "modify", "unregister", "wait", "waitAsync", "wake", "close"];
+
+/** Throws unless `poller` looks like a {@linkcode Poller} (it has the methods the loop calls). */
+function checkPoller(poller: unknown, what: string): asserts poller is Poller {
+  const missing = poller === null || typeof poller !== "object"
+    ? undefined
+    : POLLER_METHODS.find((name) =>
+      typeof (poller as Record<string, unknown>)[name] !== "function"
+    );
+  if (poller === null || typeof poller !== "object" || missing !== undefined) {
+    throw new TypeError(
+      `Cannot ${what} as the poller must be a Poller (or a function returning one): current value is ${
+        poller === null
+          ? "null"
+          : typeof poller !== "object"
+          ? typeof poller
+          : `an object without a ${missing}() method`
+      }`,
+    );
+  }
+}
+
 function validateFd(fd: unknown): asserts fd is number {
   if (typeof fd !== "number") {
     throw new TypeError(`Cannot watch an fd as it must be a number: current value is ${typeof fd}`);
@@ -657,7 +690,11 @@ export class LoopCore {
       );
     }
     this.highPrecision = timerPrecision === "high";
-    this.pollerOption = options?.poller;
+    const pollerOption = options?.poller ?? undefined;
+    if (pollerOption !== undefined && typeof pollerOption !== "function") {
+      checkPoller(pollerOption, "create a loop");
+    }
+    this.pollerOption = pollerOption;
     this.label = options?.label ?? (isDefault ? "default" : "loop");
     const metricsOption = options?.metrics;
     if (
@@ -900,6 +937,7 @@ export class LoopCore {
       this.ownsPoller = true;
     } else if (typeof option === "function") {
       poller = option();
+      checkPoller(poller, "use the loop's poller factory");
       this.ownsPoller = true;
     } else poller = option;
     this.poller = poller;
@@ -935,6 +973,7 @@ export class LoopCore {
     options: WatchOptions | undefined,
   ): Watch {
     validateFd(fd);
+    fd += 0; // -0 is fd 0 (and FFI's i32 refuses -0)
     const bits = interestBits(interest, fd);
     assertCallback(callback, `watch fd ${fd}`);
     if (options !== undefined && (options === null || typeof options !== "object")) {

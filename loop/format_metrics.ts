@@ -26,8 +26,10 @@ import type { DurationStats, MetricsSnapshot, QueueDepth } from "./metrics.ts";
  *
  * @param snapshot What `loop.metrics()` returned (or its JSON round trip).
  * @returns The report: lines separated by `\n`, without a final newline.
+ * @throws {TypeError} If `snapshot` does not have the shape of a {@linkcode MetricsSnapshot}.
  */
 export function formatMetrics(snapshot: MetricsSnapshot): string {
+  checkSnapshot(snapshot);
   const s = snapshot;
   const out: string[] = [];
   const sampling = s.sampling.mode === "every"
@@ -203,4 +205,36 @@ function percent(fraction: number): string {
 function truncate(text: string, max: number): string {
   const oneLine = text.replace(/\s+/g, " ");
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+/** The sections a snapshot must have: objects the report reads into. */
+const SECTIONS = [
+  "sampling",
+  "callbacks",
+  "timerLateness",
+  "lag",
+  "utilization",
+  "queues",
+  "throughput",
+  "phases",
+  "slowest",
+] as const;
+
+/** Throws a TypeError unless `snapshot` has the shape of `loop.metrics()` (or its JSON). */
+function checkSnapshot(snapshot: unknown): void {
+  let problem: string | undefined;
+  if (snapshot === null || typeof snapshot !== "object") {
+    problem = snapshot === null ? "null" : typeof snapshot;
+  } else {
+    const section = SECTIONS.find((name) => {
+      const value = (snapshot as Record<string, unknown>)[name];
+      return value === null || typeof value !== "object";
+    });
+    if (section !== undefined) problem = `an object without a ${section} section`;
+  }
+  if (problem !== undefined) {
+    throw new TypeError(
+      `Cannot format metrics as the snapshot must be what loop.metrics() returns: current value is ${problem}`,
+    );
+  }
 }

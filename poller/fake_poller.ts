@@ -110,8 +110,16 @@ export class FakePoller implements Poller {
    * Makes a fake poller.
    *
    * @param options The clock scripted times refer to, and which fds count as supported.
+   * @throws {TypeError} If `options`, its `clock` or its `supports` is malformed.
    */
   constructor(options: FakePollerOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `Cannot create a fake poller as the options must be an object: current value is ${
+          options === null ? "null" : typeof options
+        }`,
+      );
+    }
     const clock = options.clock;
     if (clock !== undefined && (clock === null || typeof clock.now !== "function")) {
       throw new TypeError(
@@ -119,6 +127,12 @@ export class FakePoller implements Poller {
       );
     }
     this.#clock = clock ?? { now: () => performance.now(), virtual: false };
+    if (options.supports !== undefined && typeof options.supports !== "function") {
+      throw new TypeError(
+        `Cannot create a fake poller as supports must be a function: current value is ${typeof options
+          .supports}`,
+      );
+    }
     this.#supports = options.supports;
   }
 

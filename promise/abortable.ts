@@ -6,7 +6,7 @@
 import type { Loop } from "../loop/loop.ts";
 import { kTrack } from "../loop/_internal.ts";
 import { type LoopPromise, makePromise, observe, settlePromise } from "./loop_promise.ts";
-import { checkOptions, checkSignal } from "./_combinator.ts";
+import { checkOptions } from "./_combinator.ts";
 import { helperRuntime, PendingHelper } from "./_helper.ts";
 
 /** Options of {@linkcode abortable}. */
@@ -61,7 +61,13 @@ export function abortable<T>(
   options?: AbortableOptions,
 ): LoopPromise<Awaited<T>> {
   checkOptions(options, "make a promise abortable");
-  if (!(signal instanceof AbortSignal)) checkSignal(signal ?? null, "make a promise abortable");
+  if (!(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot make a promise abortable as the signal must be an AbortSignal: current value is ${
+        signal === null ? "null" : typeof signal
+      }`,
+    );
+  }
   const rt = helperRuntime(promise, options?.loop);
   const result = makePromise<Awaited<T>>(rt);
   if (signal.aborted) {

@@ -77,7 +77,7 @@ function deadlineTimer(state: DeadlineState, delayMs: number): void {
  * @param delayMs How long to wait, in ms (a non-negative number).
  * @param options `signal`, `loop` and `ref`.
  * @returns A promise settled like `promise`, or rejected with the `TimeoutError`.
- * @throws {RangeError} If `delayMs` is not a non-negative number.
+ * @throws {RangeError} If `delayMs` is not a non-negative number, or is finite beyond 2^53-1 ms.
  * @throws {TypeError} If `options` or `options.signal` is malformed.
  *
  * @example In virtual time
@@ -100,6 +100,13 @@ export function deadline<T>(
   if (typeof delayMs !== "number" || !(delayMs >= 0)) {
     throw new RangeError(
       `Cannot set a deadline as delayMs must be a number >= 0: current value is ${String(delayMs)}`,
+    );
+  }
+  if (delayMs > Number.MAX_SAFE_INTEGER && delayMs !== Infinity) {
+    // The loop's timers take at most 2^53-1 ms; refused here, not as a rejection that would
+    // look like the loop's own refusal.
+    throw new RangeError(
+      `Cannot set a deadline as delayMs must be at most 2^53-1 ms, or Infinity for none: current value is ${delayMs}`,
     );
   }
   checkOptions(options, "set a deadline");

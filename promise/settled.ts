@@ -193,6 +193,13 @@ export function settled<V>(
   options?: SettledOptions,
 ): SettledIterator<Awaited<V>> {
   checkOptions(options, "iterate settled promises");
+  if (typeof (values as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== "function") {
+    throw new TypeError(
+      `Cannot iterate settled promises as the values must be iterable: current value is ${
+        values === null ? "null" : typeof values
+      }`,
+    );
+  }
   const signal = checkSignal(options?.signal, "iterate settled promises");
   const rt = runtimeOf(options?.loop ?? currentLoop());
   const state = new SettledState(rt);

@@ -186,6 +186,7 @@ export class EpollPoller implements Poller {
     checkInterest(interest, "check support");
     this.#checkOpen("epoll_ctl");
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) return false;
+    fd |= 0; // -0 is fd 0 (the FFI's i32 refuses -0)
     // Probe a scratch epoll set: the real one may already hold fd, and must not change.
     const s = this.#lib.symbols;
     const scratch = s.epoll_create1(O_CLOEXEC);
@@ -361,7 +362,8 @@ export class EpollPoller implements Poller {
     words[this.#layout.eventsOffset >> 2] = events;
     words[dataWord] = dataLow;
     words[dataWord + 1] = dataHigh;
-    return this.#lib.symbols.epoll_ctl(this.#epfd, op, fd, this.#ctl);
+    // `| 0`: the FFI's i32 refuses -0, an fd the checks accept as 0 (callers checked the range).
+    return this.#lib.symbols.epoll_ctl(this.#epfd, op, fd | 0, this.#ctl);
   }
 
   #isRegistered(fd: number): boolean {

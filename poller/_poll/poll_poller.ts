@@ -134,7 +134,8 @@ export class PollPoller implements Poller {
       );
     }
     // poll() would only say POLLNVAL later; check now, like epoll_ctl does.
-    if (this.#lib.symbols.fcntl(fd, F_GETFD) < 0) {
+    // `| 0`: the FFI's i32 refuses -0, an fd the checks accept as 0.
+    if (this.#lib.symbols.fcntl(fd | 0, F_GETFD) < 0) {
       throw this.#errnoError("fcntl", `cannot register fd ${fd}`);
     }
     this.#ensureFdTable(fd);
@@ -192,7 +193,7 @@ export class PollPoller implements Poller {
     this.#checkOpen("fcntl");
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) return false;
     // poll(2) accepts any open fd (regular files simply always poll ready).
-    return this.#lib.symbols.fcntl(fd, F_GETFD) >= 0;
+    return this.#lib.symbols.fcntl(fd | 0, F_GETFD) >= 0; // -0 is fd 0 (i32 refuses -0)
   }
 
   wait(batch: EventBatch, timeoutMs: number): number {

@@ -262,3 +262,31 @@ Deno.test("slow callbacks back to back give Deno its turn after the batch budget
     `Deno's 0 ms timer fired after ${tasksWhenNativeFired} tasks of 15 ms`,
   );
 });
+
+Deno.test("a poller option that is not a Poller is a TypeError up front, not a crash later", async () => {
+  for (const poller of [5, "epoll", {}, { register() {} }]) {
+    assert.throws(
+      () => new Loop({ poller: poller as never }),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        /^Cannot create a loop as the poller must be a Poller .*: current value is /.test(
+          error.message,
+        ),
+      `poller: ${JSON.stringify(poller)}`,
+    );
+  }
+  // A factory is called on first use: what it returns is checked then, and the loop stays usable.
+  const loop = new Loop({ clock: new VirtualClock(), poller: () => null as never });
+  assert.throws(
+    () => loop.watch(3, { readable: true }, () => {}),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      /^Cannot use the loop's poller factory as the poller must be a Poller .*: current value is null$/
+        .test(error.message),
+  );
+  let ran = false;
+  loop.setTimeout(() => (ran = true), 10);
+  await loop.run();
+  assert.equal(ran, true);
+  await loop.close();
+});

@@ -296,3 +296,22 @@ Deno.test("back-to-back short loop timers still let Deno's own timers run", asyn
   assert.equal(denoFired, true);
   assert.ok(loopTicks >= 2, `loop ticks: ${loopTicks}`);
 });
+
+Deno.test("watch(-0) watches fd 0: the kernel's answer, never the FFI's TypeError", async () => {
+  await using loop = new Loop();
+  let watch;
+  try {
+    watch = loop.watch(-0, { readable: true }, () => {});
+  } catch (error) {
+    // fd 0 may be /dev/null here (EPERM): a PollerError, and the loop stays usable.
+    assert.ok(error instanceof PollerError, `expected a PollerError, got ${error}`);
+  }
+  if (watch !== undefined) {
+    assert.ok(Object.is(watch.fd, 0));
+    watch.close();
+  }
+  const log: string[] = [];
+  loop.submit(() => log.push("still fine"));
+  await loop.run();
+  assert.deepEqual(log, ["still fine"]);
+});

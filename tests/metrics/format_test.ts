@@ -149,3 +149,22 @@ Deno.test("formatMetrics describes sampling and picks units across magnitudes", 
   assert.match(text, /^callbacks\s+2\.00M\s+\d+\s+50\.0 ns\s+/m, "ns and M");
   assert.match(text, /^timer lateness\s+1\s+1\s+1\.50 s\s+/m, "seconds");
 });
+
+Deno.test("formatMetrics of something that is not a snapshot is a TypeError naming what is wrong", () => {
+  const cases: [unknown, string][] = [
+    [undefined, "undefined"],
+    [null, "null"],
+    [5, "number"],
+    [{}, "an object without a sampling section"],
+    [{ sampling: { mode: "every" } }, "an object without a callbacks section"],
+  ];
+  for (const [snapshot, described] of cases) {
+    assert.throws(
+      () => formatMetrics(snapshot as MetricsSnapshot),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message ===
+          `Cannot format metrics as the snapshot must be what loop.metrics() returns: current value is ${described}`,
+    );
+  }
+});

@@ -1,6 +1,6 @@
 // The behavioural suite against the epoll backend, over pipes and over AF_UNIX socketpairs.
 import assert from "node:assert/strict";
-import { createPoller } from "../../poller/mod.ts";
+import { createPoller, PollerError, READABLE } from "../../poller/mod.ts";
 import { createEpollPoller } from "../../poller/_epoll/mod.ts";
 import { pipePair, regularFile, socketPair } from "./_pairs.ts";
 import { pollerSuite } from "./_suite.ts";
@@ -48,5 +48,29 @@ Deno.test({
       await fallback.close();
     }
     assert.equal(native.closed, true);
+  },
+});
+
+Deno.test({
+  name: "fd -0 is fd 0 for epoll and poll(2): a PollerError or success, never the FFI's TypeError",
+  ignore: !linux,
+  async fn() {
+    for (const backend of ["epoll", "poll"] as const) {
+      const poller = createPoller({ backend });
+      try {
+        // Whatever fd 0 is here (a pipe, a tty, /dev/null), the answer is the kernel's.
+        let registered = false;
+        try {
+          poller.register(-0, 1, READABLE);
+          registered = true;
+        } catch (error) {
+          assert.ok(error instanceof PollerError, `${backend}: ${error}`);
+        }
+        if (registered) poller.unregister(0);
+        assert.equal(typeof poller.supports(-0, READABLE), "boolean", backend);
+      } finally {
+        await poller.close();
+      }
+    }
   },
 });

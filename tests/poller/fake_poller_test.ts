@@ -210,3 +210,26 @@ Deno.test("FakePoller on a real clock wakes a parked wait at the scripted time",
   assert.ok(performance.now() - waitStart >= 3.5);
   await poller.close();
 });
+
+Deno.test("FakePoller options of the wrong type are TypeErrors at construction", async () => {
+  for (const options of [null, 5, "fake"]) {
+    assert.throws(
+      () => new FakePoller(options as never),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        /^Cannot create a fake poller as the options must be an object: current value is /.test(
+          error.message,
+        ),
+    );
+  }
+  assert.throws(
+    () => new FakePoller({ supports: true as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        "Cannot create a fake poller as supports must be a function: current value is boolean",
+  );
+  const poller = new FakePoller({ supports: (fd) => fd === 3 });
+  assert.equal(poller.supports(3, READABLE), true);
+  await poller.close();
+});

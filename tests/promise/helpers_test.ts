@@ -358,3 +358,54 @@ Deno.test("task-factory mode aborts the losers", async (t) => {
     await loop.close();
   });
 });
+
+Deno.test("argument errors of the helpers name the value actually passed", async (t) => {
+  await t.step(
+    "deadline: a finite delay beyond 2^53-1 ms is a RangeError at the call",
+    async () => {
+      const loop = virtualLoop();
+      for (const delayMs of [2 ** 53, 1e300]) {
+        assert.throws(
+          () => deadline(LoopPromise.resolve(1, { loop }), delayMs, { loop }),
+          (error: unknown) =>
+            error instanceof RangeError &&
+            error.message ===
+              `Cannot set a deadline as delayMs must be at most 2^53-1 ms, or Infinity for none: current value is ${delayMs}`,
+        );
+      }
+      await loop.close();
+    },
+  );
+
+  await t.step("abortable: a missing signal is reported as undefined, not null", () => {
+    assert.throws(
+      () => abortable(1, undefined as never),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message ===
+          "Cannot make a promise abortable as the signal must be an AbortSignal: current value is undefined",
+    );
+    assert.throws(
+      () => abortable(1, null as never),
+      (error: unknown) =>
+        error instanceof TypeError && error.message.endsWith("current value is null"),
+    );
+  });
+
+  await t.step("settled: a non-iterable input is a TypeError in the house format", () => {
+    for (
+      const [values, described] of [[undefined, "undefined"], [null, "null"], [5, "number"], [
+        {},
+        "object",
+      ]]
+    ) {
+      assert.throws(
+        () => settled(values as never),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message ===
+            `Cannot iterate settled promises as the values must be iterable: current value is ${described}`,
+      );
+    }
+  });
+});

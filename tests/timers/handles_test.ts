@@ -385,3 +385,24 @@ Deno.test("an unref'd timer re-armed by refresh() fires without counting as ref'
   assert.deepEqual(log, ["shared@1", "shared@2", "shared@6"]);
   await loop.close();
 });
+
+Deno.test("a Symbol delay is a TypeError in the house format, and schedules nothing", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const delay = Symbol("soon") as never;
+  for (
+    const schedule of [
+      () => loop.setTimeout(() => {}, delay),
+      () => loop.setInterval(() => {}, delay),
+    ]
+  ) {
+    assert.throws(
+      schedule,
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message ===
+          "Cannot schedule a timer as the delay must convert to a number: current value is Symbol(soon)",
+    );
+  }
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.close();
+});
