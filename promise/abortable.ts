@@ -72,13 +72,14 @@ export function abortable<T>(
   const result = makePromise<Awaited<T>>(rt);
   if (signal.aborted) {
     settlePromise(result, true, signal.reason);
-    observe(rt, promise, ignore, undefined, 0); // the input's outcome no longer matters: handle it
+    observe(rt, promise, ignore, undefined, 0, true); // its outcome no longer matters: handle it
     return result;
   }
   const state = new AbortableState(rt.loop, result);
   state.signal = signal;
   signal.addEventListener("abort", state.onAbort, { once: true });
-  observe(rt, promise, onInput, state, 0);
+  // Untracked: the state keeps run() alive until the outcome, not an input abandoned by an abort.
+  observe(rt, promise, onInput, state, 0, true);
   if (!state.done) {
     state.tracked = true;
     rt.loop[kTrack](state);

@@ -117,7 +117,7 @@ export function deadline<T>(
   const state = new DeadlineState(loop, result, delayMs);
   if (signal?.aborted) {
     state.settle(true, signal.reason);
-    observe(rt, promise, onInput, state, 0); // handles the input; the state ignores it
+    observe(rt, promise, onInput, state, 0, true); // handles the input; the state ignores it
     return result;
   }
   if (delayMs !== Infinity) {
@@ -126,7 +126,7 @@ export function deadline<T>(
     } catch (error) {
       // The loop is closing or closed: no timer can run there any more.
       state.settle(true, error);
-      observe(rt, promise, onInput, state, 0);
+      observe(rt, promise, onInput, state, 0, true);
       return result;
     }
     if (options?.ref === false) state.timer.unref();
@@ -135,7 +135,9 @@ export function deadline<T>(
     state.signal = signal;
     signal.addEventListener("abort", state.onAbort, { once: true });
   }
-  observe(rt, promise, onInput, state, 0);
+  // Untracked: the state keeps run() alive until the outcome; an input that never settles must
+  // not keep it alive past the deadline.
+  observe(rt, promise, onInput, state, 0, true);
   if (!state.done) {
     state.tracked = true;
     loop[kTrack](state);

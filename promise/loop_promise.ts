@@ -72,6 +72,12 @@ const ON_FULFILLED = 256;
 /** `#handler` holds the rejection handler (with ON_FULFILLED too: a {@linkcode HandlerPair}). */
 const ON_REJECTED = 512;
 const BOTH_HANDLERS = ON_FULFILLED | ON_REJECTED;
+/**
+ * Adopting a foreign thenable does not keep `run()` alive: set on the inner promise of an
+ * `observe(..., untracked)` whose caller tracks its own result (deadline, abortable), so that
+ * an input that never settles does not outlive the outcome.
+ */
+const UNTRACKED_ADOPTION = 4096;
 
 /** Both handlers of one `then(onFulfilled, onRejected)` (one field holds a single handler). */
 class HandlerPair {
@@ -231,7 +237,8 @@ export let settlePromise: (promise: AnyPromise, rejected: boolean, value: unknow
 /**
  * @internal Calls `callback(ctx, index, rejected, value)` as a loop microtask once `value`
  * settles (at once for a non-thenable), marking a LoopPromise handled. Thenables are adopted on
- * `rt` per the A+ procedure.
+ * `rt` per the A+ procedure; `untracked`: waiting for a foreign one does not keep `run()` alive
+ * (the caller tracks what it makes of the outcome).
  */
 export let observe: <C>(
   rt: Runtime,
@@ -239,6 +246,7 @@ export let observe: <C>(
   callback: ElementCallback<C>,
   ctx: C,
   index: number,
+  untracked?: boolean,
 ) => void;
 /** @internal Queues `callback(ctx, index, rejected, value)` as a microtask on `rt`. */
 export let queueCallback: <C>(
@@ -1101,7 +1109,10 @@ export class LoopPromise<T> implements PromiseLike<T> {
     } catch (error) {
       if (answered()) LoopPromise.#settle(target, REJECTED, error);
     }
-    if (called || !rt.refAdoptions || rt.native || #flags in (thenable as object)) return;
+    if (
+      called || !rt.refAdoptions || rt.native || (target.#flags & UNTRACKED_ADOPTION) !== 0 ||
+      #flags in (thenable as object)
+    ) return;
     // Waiting on outside work (a native promise, say): keep run() alive until it answers, and
     // reject on close rather than hang.
     waiting = {
@@ -1401,7 +1412,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       observe(rt, value, observer.#handler as ElementCallback<unknown>, observer.#head, index);
     };
-    observe = (rt, value, callback, ctx, index) => {
+    observe = (rt, value, callback, ctx, index, untracked = false) => {
       if (value === null || (typeof value !== "object" && typeof value !== "function")) {
         queueCallback(rt, callback, ctx, index, false, value);
         return;
@@ -1412,7 +1423,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       // A foreign value: what `C.resolve(value)` would do (one read of `then`), then observe that.
       const promise = new LoopPromise<unknown>(INTERNAL as never, rt as never);
-      promise.#flags = LOCKED;
+      promise.#flags = untracked ? LOCKED | UNTRACKED_ADOPTION : LOCKED;
       LoopPromise.#attach(promise, record(callback, ctx, index));
       LoopPromise.#resolve(promise, value);
     };

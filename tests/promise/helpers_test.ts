@@ -409,3 +409,38 @@ Deno.test("argument errors of the helpers name the value actually passed", async
     }
   });
 });
+
+Deno.test("deadline and abortable let run() end once they settle, whatever a native input does", async (t) => {
+  // A native input that never settles: adopting it would keep an explicit loop's run() alive,
+  // but these helpers track their own result, and are done with the input once it settles.
+  const never = new Promise<string>(() => {});
+  await t.step("deadline", async () => {
+    const loop = virtualLoop();
+    const result = deadline(never, 10, { loop });
+    assert.equal(result.state, "pending");
+    result.catch(() => {});
+    await loop.run(); // hung here before: "promise.adopt" kept it alive
+    assert.equal((result.reason as DOMException).name, "TimeoutError");
+    assert.equal(loop.now(), 10);
+    await loop.close();
+  });
+  await t.step("abortable", async () => {
+    const loop = virtualLoop();
+    const controller = new AbortController();
+    const result = abortable(never, controller.signal, { loop });
+    loop.setTimeout(() => controller.abort(new Error("gave up")), 5);
+    result.catch(() => {});
+    await loop.run();
+    assert.equal((result.reason as Error).message, "gave up");
+    await loop.close();
+  });
+  await t.step("a native input that settles in time still wins", async () => {
+    const loop = new Loop(); // real time: the native promise settles in Deno's own turn
+    const { promise, resolve } = Promise.withResolvers<string>();
+    const result = deadline(promise, 60_000, { loop });
+    setTimeout(() => resolve("native"), 1);
+    await loop.run(); // ends with the outcome, not at the deadline (the timer is cleared)
+    assert.equal(result.value, "native");
+    await loop.close();
+  });
+});
