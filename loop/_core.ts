@@ -466,20 +466,17 @@ const POLLER_METHODS = ["register", "modify", "unregister", "wait", "waitAsync",
 
 /** Throws unless `poller` looks like a {@linkcode Poller} (it has the methods the loop calls). */
 function checkPoller(poller: unknown, what: string): asserts poller is Poller {
-  const missing = poller === null || typeof poller !== "object"
-    ? undefined
-    : POLLER_METHODS.find((name) =>
-      typeof (poller as Record<string, unknown>)[name] !== "function"
-    );
-  if (poller === null || typeof poller !== "object" || missing !== undefined) {
+  let problem: string | undefined;
+  if (poller === null) problem = "null";
+  else if (typeof poller !== "object") problem = typeof poller;
+  else {
+    const methods = poller as Record<string, unknown>;
+    const missing = POLLER_METHODS.find((name) => typeof methods[name] !== "function");
+    if (missing !== undefined) problem = `an object without a ${missing}() method`;
+  }
+  if (problem !== undefined) {
     throw new TypeError(
-      `Cannot ${what} as the poller must be a Poller (or a function returning one): current value is ${
-        poller === null
-          ? "null"
-          : typeof poller !== "object"
-          ? typeof poller
-          : `an object without a ${missing}() method`
-      }`,
+      `Cannot ${what} as the poller must be a Poller (or a function returning one): current value is ${problem}`,
     );
   }
 }
@@ -752,7 +749,7 @@ export class LoopCore {
   /** Work arrived while no batch is running: wake a parked wait, or start the dormant default loop. */
   noteWorkFromOutside(): void {
     if (this.parked) this.wakeParked();
-    else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
+    else this.startIfDormant();
   }
 
   /** Ref'd work arrived from outside a batch: a dormant default loop must run (and keep Deno alive). */
@@ -807,7 +804,7 @@ export class LoopCore {
     if (!this.inBatch) {
       if (this.parked) {
         if (deadlineMs < this.parkedDeadlineMs) this.wakeParked();
-      } else if (this.isDefault && this.state === "idle") this.scheduleAutoStart();
+      } else this.startIfDormant();
     }
     return timer;
   }
