@@ -207,6 +207,36 @@ Deno.test("a loop that always has work still gives Deno's own timers their turn"
   }
 });
 
+Deno.test("a phase of slow callbacks yields to Deno within a few of them", async () => {
+  // Tasks and immediates queued up front run in one phase: one that looked at the clock only
+  // every 1,024 callbacks held Deno's timers for all 40 slow ones here (200 ms).
+  const spin = (ms: number) => {
+    const endMs = performance.now() + ms;
+    while (performance.now() < endMs) { /* busy */ }
+  };
+  for (const kind of ["task", "immediate"] as const) {
+    const loop = new Loop({ yieldIntervalMs: 4 });
+    let ran = 0;
+    for (let i = 0; i < 40; i++) {
+      const slow = () => {
+        spin(5);
+        ran++;
+      };
+      if (kind === "task") loop.submit(slow);
+      else loop.setImmediate(slow);
+    }
+    let ranWhenNativeFired = -1;
+    setTimeout(() => ranWhenNativeFired = ran, 0);
+    await loop.run();
+    await loop.close();
+    assert.equal(ran, 40);
+    assert.ok(
+      ranWhenNativeFired >= 0 && ranWhenNativeFired <= 16,
+      `Deno's 0 ms timer fired after ${ranWhenNativeFired} slow ${kind}s of 5 ms`,
+    );
+  }
+});
+
 Deno.test("a loop that always has work still gives Deno's own I/O its turn", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
