@@ -215,7 +215,8 @@ export class TimerNode implements Timer {
   readonly args: readonly unknown[];
   /** Its position in that run. */
   slot = 0;
-  readonly id: number;
+  /** The id, read without indexing it (the public `id` getter indexes it). */
+  readonly timerId: number;
   readonly core: LoopCore;
   readonly delayMs: number;
 
@@ -229,7 +230,7 @@ export class TimerNode implements Timer {
   ) {
     this.callback = callback;
     this.args = args;
-    this.id = id;
+    this.timerId = id;
     this.core = core;
     this.delayMs = delayMs;
     if (repeat) this.flags = FLAG_REPEAT;
@@ -326,9 +327,18 @@ export class TimerNode implements Timer {
     this.core.clearTimer(this);
   }
 
+  /**
+   * The id. Reading it indexes the timer, as `Number(handle)` does, so that `clearTimeout(id)`
+   * finds it: ids are indexed only once handed out, not for every timer.
+   */
+  get id(): number {
+    this.core.indexTimer(this);
+    return this.timerId;
+  }
+
   [Symbol.toPrimitive](_hint: string): number {
     this.core.indexTimer(this);
-    return this.id;
+    return this.timerId;
   }
 }
 
@@ -337,14 +347,15 @@ export class ImmediateNode implements Timer {
   active = true;
   refed = true;
   indexed = false;
-  readonly id: number;
+  /** The id, read without indexing it (the public `id` getter indexes it). */
+  readonly timerId: number;
   readonly core: LoopCore;
   readonly callback: AnyCallback;
   readonly args: readonly unknown[];
 
   constructor(core: LoopCore, id: number, callback: AnyCallback, args: readonly unknown[]) {
     this.core = core;
-    this.id = id;
+    this.timerId = id;
     this.callback = callback;
     this.args = args;
   }
@@ -376,9 +387,18 @@ export class ImmediateNode implements Timer {
     this.core.clearImmediate(this);
   }
 
+  /**
+   * The id. Reading it indexes the timer, as `Number(handle)` does, so that `clearTimeout(id)`
+   * finds it: ids are indexed only once handed out, not for every timer.
+   */
+  get id(): number {
+    this.core.indexTimer(this);
+    return this.timerId;
+  }
+
   [Symbol.toPrimitive](_hint: string): number {
     this.core.indexTimer(this);
-    return this.id;
+    return this.timerId;
   }
 }
 
@@ -830,7 +850,7 @@ export class LoopCore {
     // Pending: in the store (the status getter checked), or set aside by the running pass.
     if (timer.run !== null) this.timers.removeHeld(timer);
     if (timer.refed) this.refedTimers--;
-    if (timer.indexed) this.timersById!.delete(timer.id);
+    if (timer.indexed) this.timersById!.delete(timer.timerId);
     if (this.parked) this.wakeParked(); // liveness may have changed
   }
 
@@ -860,7 +880,7 @@ export class LoopCore {
       this.timers.unshare(timer);
     } else if (!timer.active) return;
     timer.indexed = true;
-    (this.timersById ??= new Map()).set(timer.id, timer);
+    (this.timersById ??= new Map()).set(timer.timerId, timer);
   }
 
   setTimerRef(timer: TimerNode, refed: boolean): void {
@@ -884,7 +904,7 @@ export class LoopCore {
       timer.status = TIMER_PENDING;
       if (timer.refed) this.refedTimers++;
       // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
-      if (timer.indexed) this.timersById!.set(timer.id, timer);
+      if (timer.indexed) this.timersById!.set(timer.timerId, timer);
     }
     const deadlineMs = this.baseNow() + timer.delayMs;
     this.timers.insert(
@@ -925,7 +945,7 @@ export class LoopCore {
     immediate.active = false;
     this.liveImmediates--;
     if (immediate.refed) this.refedImmediates--;
-    if (immediate.indexed) this.timersById!.delete(immediate.id);
+    if (immediate.indexed) this.timersById!.delete(immediate.timerId);
   }
 
   setImmediateRef(immediate: ImmediateNode, refed: boolean): void {
@@ -1176,7 +1196,7 @@ export class LoopCore {
       if (!timer.refed) continue;
       reasons.push({
         kind: timer.repeat ? "interval" : "timer",
-        label: `${labelOf(timer.callback)} (id ${timer.id}, due in ${
+        label: `${labelOf(timer.callback)} (id ${timer.timerId}, due in ${
           Math.max(0, deadlineMs - nowMs).toFixed(3)
         } ms)`,
       });
@@ -1185,7 +1205,7 @@ export class LoopCore {
       if (immediate.active && immediate.refed) {
         reasons.push({
           kind: "immediate",
-          label: `${labelOf(immediate.callback)} (id ${immediate.id})`,
+          label: `${labelOf(immediate.callback)} (id ${immediate.timerId})`,
         });
       }
     });
@@ -1376,7 +1396,7 @@ export class LoopCore {
           timer.flags = (flags & ~STATUS_MASK) | TIMER_FIRED;
           if ((flags & FLAG_UNREF) === 0) this.refedTimers--;
           // `indexed` stays set so that refresh() puts the id back.
-          if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.id);
+          if ((flags & FLAG_INDEXED) !== 0) this.timersById!.delete(timer.timerId);
         }
         this.currentNesting = flags >>> NESTING_SHIFT;
       }
@@ -1563,7 +1583,7 @@ export class LoopCore {
       immediate.active = false;
       this.liveImmediates--;
       if (immediate.refed) this.refedImmediates--;
-      if (immediate.indexed) this.timersById!.delete(immediate.id);
+      if (immediate.indexed) this.timersById!.delete(immediate.timerId);
       ran++;
       const callback = immediate.callback;
       const args = immediate.args;

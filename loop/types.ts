@@ -188,7 +188,7 @@ export interface Watch extends Disposable {
  * the handle converts to it, so `clearTimeout(Number(handle))` works as in Node.
  */
 export interface Timer extends Disposable {
-  /** The id: a positive safe integer, unique for the loop's lifetime. */
+  /** The id: a positive safe integer, unique for the loop's lifetime; `clearTimeout(id)` finds it. */
   readonly id: number;
   /** Makes the timer keep `run()` alive (the default). */
   ref(): this;

@@ -406,3 +406,35 @@ Deno.test("a Symbol delay is a TypeError in the house format, and schedules noth
   assert.deepEqual(loop.aliveReasons(), []);
   await loop.close();
 });
+
+Deno.test("clearTimeout(handle.id) cancels as clearTimeout(Number(handle)) does, for every kind", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  const timeout = loop.setTimeout(() => log.push("timeout"), 5);
+  const interval = loop.setInterval(() => log.push("interval"), 5);
+  const immediate = loop.setImmediate(() => log.push("immediate"));
+  // The id read as a property, never converted: it must still name the timer.
+  const ids = [timeout.id, interval.id, immediate.id];
+  loop.clearTimeout(ids[0]);
+  loop.clearInterval(ids[1]);
+  loop.clearImmediate(ids[2]);
+  loop.setTimeout(() => {
+    log.push("keeper");
+    loop.clearInterval(interval); // a guard: a failing test must still end
+  }, 20);
+  await loop.run();
+  assert.deepEqual(log, ["keeper"]);
+  // Inside a callback, through the free functions, with a shared-callback run of timeouts.
+  const shared = () => log.push("shared");
+  await new Promise<void>((resolve, reject) => {
+    loop.submit(() => {
+      const first = setTimeout(shared, 1);
+      const second = setTimeout(shared, 1);
+      clearTimeout(second.id);
+      assert.equal(first.hasRef(), true);
+    });
+    loop.run().then(resolve, reject);
+  });
+  assert.deepEqual(log, ["keeper", "shared"]);
+  await loop.close();
+});
