@@ -2051,11 +2051,13 @@ export class LoopCore {
       this.fail(error);
       report = this.emptyReport();
     }
+    // Nothing runs any more: refuse work from here on rather than queue it where nothing would run
+    // it (the poller may take a while to close; loop promises then run on native microtasks).
+    this.state = "closed";
+    this.accept = CLOSED;
     const poller = this.ownsPoller ? this.poller : null;
     this.poller = null;
     const finish = () => {
-      this.state = "closed";
-      this.accept = CLOSED;
       const failure = this.failure;
       this.failure = null;
       if (failure !== null) deferred.reject(failure.error);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Loop, LoopClosedError, LoopStateError, VirtualClock } from "../../mod.ts";
+import { Loop, LoopClosedError, LoopPromise, LoopStateError, VirtualClock } from "../../mod.ts";
+import { FakePoller } from "../../poller/mod.ts";
 
 Deno.test("run() returns when nothing ref'd is left and can be called again", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
@@ -291,4 +292,24 @@ Deno.test("a poller option that is not a Poller is a TypeError up front, not a c
   await loop.run();
   assert.equal(ran, true);
   await loop.close();
+});
+
+Deno.test("nothing is accepted and lost while close() releases the poller", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, poller: () => new FakePoller({ clock }) });
+  using _watch = loop.watch(5, { readable: true }, () => {});
+  const closing = loop.close(); // drains at once, then waits for the poller to close
+  // Refused (LoopClosedError) rather than queued where nothing will ever run it.
+  let ran = false;
+  assert.throws(() => loop.queueMicrotask(() => ran = true), LoopClosedError);
+  // A loop promise settled meanwhile still runs its reaction (on native microtasks).
+  const { promise, resolve } = LoopPromise.withResolvers<number>({ loop });
+  let got = 0;
+  promise.then((value) => got = value);
+  resolve(7);
+  await closing;
+  await new Promise((done) => setTimeout(done, 0));
+  assert.equal(ran, false);
+  assert.equal(got, 7);
+  assert.equal(loop.state, "closed");
 });
