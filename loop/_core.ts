@@ -1753,12 +1753,10 @@ export class LoopCore {
       this.metrics?.stopped(this.clock.now());
     }
     this.stopRequested = false;
+    const failure = this.failure; // this iteration's, not the close's (see run())
+    this.failure = null;
     if (this.closeRequested) this.startClose();
-    const failure = this.failure;
-    if (failure !== null) {
-      this.failure = null;
-      throw failure.error;
-    }
+    if (failure !== null) throw failure.error;
     return this.alive();
   }
 
@@ -1803,13 +1801,13 @@ export class LoopCore {
       this.releaseChannel();
       this.metrics?.stopped(this.clock.now());
     }
+    // The run's own failure is run()'s to report, whether or not a close follows (which would
+    // otherwise take it, or not, depending on whether it has a poller to wait for).
+    const failure = this.failure;
+    this.failure = null;
     if (this.closeRequested) this.startClose();
     else if (this.isDefault) this.armDormantWake();
-    const failure = this.failure;
-    if (failure !== null) {
-      this.failure = null;
-      throw failure.error;
-    }
+    if (failure !== null) throw failure.error;
   }
 
   stop(): void {

@@ -313,3 +313,33 @@ Deno.test("nothing is accepted and lost while close() releases the poller", asyn
   assert.equal(got, 7);
   assert.equal(loop.state, "closed");
 });
+
+Deno.test("an error thrown by the callback that called close() rejects run(), with or without a poller", async () => {
+  for (const withPoller of [false, true]) {
+    const clock = new VirtualClock();
+    const loop = new Loop({
+      clock,
+      ...(withPoller ? { poller: () => new FakePoller({ clock }) } : {}),
+    });
+    if (withPoller) loop.watch(5, { readable: true }, () => {}).unref();
+    const boom = new Error("boom");
+    loop.setTimeout(() => {
+      void loop.close();
+      throw boom;
+    }, 1);
+    await assert.rejects(loop.run(), (error) => error === boom, `withPoller: ${withPoller}`);
+    const report = await loop.close(); // the close itself went well
+    assert.equal(report.disposed.watches, withPoller ? 1 : 0);
+    assert.equal(loop.state, "closed");
+  }
+  // runOnce() too.
+  const loop = new Loop({ clock: new VirtualClock() });
+  const boom = new Error("boom");
+  loop.submit(() => {
+    void loop.close();
+    throw boom;
+  });
+  assert.throws(() => loop.runOnce(), (error) => error === boom);
+  await loop.close();
+  assert.equal(loop.state, "closed");
+});
