@@ -89,20 +89,46 @@ function nodeTimers(loop: Loop): Record<Name, AnyFunction> {
   };
 }
 
+/** The installations in force on each target, oldest first. */
+const installations = new WeakMap<object, Installation[]>();
+
 /** Restores what `install()` replaced, exactly: the same descriptors, or absence. */
 class Installation implements Disposable {
   #target: object;
   #saved: (PropertyDescriptor | undefined)[] | null;
+  #replacements: Record<Name, AnyFunction>;
 
-  constructor(target: object, saved: (PropertyDescriptor | undefined)[]) {
+  constructor(
+    target: object,
+    saved: (PropertyDescriptor | undefined)[],
+    replacements: Record<Name, AnyFunction>,
+  ) {
     this.#target = target;
     this.#saved = saved;
+    this.#replacements = replacements;
+    const stack = installations.get(target);
+    if (stack === undefined) installations.set(target, [this]);
+    else stack.push(this);
   }
 
   [Symbol.dispose](): void {
     const saved = this.#saved;
     if (saved === null) return;
     this.#saved = null;
+    const stack = installations.get(this.#target)!;
+    const index = stack.indexOf(this);
+    stack.splice(index, 1);
+    if (stack.length === 0) installations.delete(this.#target);
+    if (index < stack.length) {
+      // Disposed before a later installation on the same target: that one stays in place, and
+      // restores what this one found where it found this one's functions.
+      const above = stack[index];
+      const aboveSaved = above.#saved!;
+      NAMES.forEach((name, i) => {
+        if (aboveSaved[i]?.value === this.#replacements[name]) aboveSaved[i] = saved[i];
+      });
+      return;
+    }
     const target = this.#target as Record<string, unknown>;
     for (let i = NAMES.length - 1; i >= 0; i--) {
       const name = NAMES[i];
@@ -128,7 +154,8 @@ class Installation implements Disposable {
  * HTML's nesting clamp to the timers it schedules, whatever the loop's `clampNestedTimers` option;
  * `"node"` returns handles and coerces delays as Node does. Other delays follow the module's policy.
  *
- * Dispose installations in reverse order (`using` does): each restores what it found.
+ * Installations on one target nest: disposing the latest restores what it found; disposing an
+ * earlier one first leaves the later one in place, which then restores what the earlier one found.
  *
  * @param loop The loop to schedule on; default the current loop at the time of the call.
  * @param target The object to patch; default `globalThis`.
@@ -220,5 +247,5 @@ export function install(
       });
     } else (target as Record<string, unknown>)[name] = value;
   });
-  return new Installation(target, saved);
+  return new Installation(target, saved, replacements);
 }

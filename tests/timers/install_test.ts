@@ -255,3 +255,44 @@ Deno.test("install() without a loop binds the current loop at the time of the ca
   }
   await loop.close();
 });
+
+Deno.test("nested installs restore the originals whatever order they are disposed in", async () => {
+  const loops = [0, 1, 2].map(() => new Loop({ clock: new VirtualClock() }));
+  const [a, b, c] = loops;
+  const target: Record<string, unknown> = { setTimeout: () => 0, queueMicrotask: () => {} };
+  const before = descriptors(target);
+  // Which loop the target's setTimeout schedules on.
+  const installed = () => {
+    const counts = loops.map((loop) => loop.aliveReasons().length);
+    (target.setTimeout as (callback: () => void, delayMs: number) => number)(() => {}, 1);
+    return loops.find((loop, i) => loop.aliveReasons().length !== counts[i]);
+  };
+  // Disposed bottom first: the one on top stays in place, and its disposal restores the originals.
+  const first = install(a, target);
+  const second = install(b, target);
+  first[Symbol.dispose]();
+  assert.equal(installed(), b, "the later installation is still in place");
+  second[Symbol.dispose]();
+  assert.deepEqual(descriptors(target), before);
+  // Three deep, the middle one first, then the bottom, then the top.
+  const bottom = install(a, target);
+  const middle = install(b, target);
+  const top = install(c, target);
+  middle[Symbol.dispose]();
+  assert.equal(installed(), c);
+  bottom[Symbol.dispose]();
+  assert.equal(installed(), c);
+  top[Symbol.dispose]();
+  assert.deepEqual(descriptors(target), before);
+  // Three deep, the top one first, then the bottom, then the middle.
+  const low = install(a, target);
+  const mid = install(b, target);
+  const high = install(c, target);
+  high[Symbol.dispose]();
+  assert.equal(installed(), b);
+  low[Symbol.dispose]();
+  assert.equal(installed(), b);
+  mid[Symbol.dispose]();
+  assert.deepEqual(descriptors(target), before);
+  for (const loop of loops) await loop.close();
+});
