@@ -1997,16 +1997,21 @@ export class LoopCore {
       this.jsWake = finish;
       if (deadlineMs === Infinity) return;
       // Deno's timers fire about 1 ms late; sleep until ~1 ms before the deadline, then yield to Deno
-      // in ~4 us steps until it is reached, so timers are neither early nor coarse.
-      const spinUntilDeadline = () => {
+      // in ~4 us steps until it is reached, so timers are neither early nor coarse. A sleep is at
+      // most 2^31-1 ms (Deno fires longer ones after 1 ms): a longer wait sleeps again.
+      const step = () => {
         this.jsTimer = undefined;
         if (this.jsWake !== finish) return;
-        if (this.clock.now() >= deadlineMs) finish();
-        else void this.yieldToHost().then(spinUntilDeadline);
+        const leftMs = deadlineMs - this.clock.now();
+        if (leftMs <= 0) finish();
+        else if (leftMs >= 2) {
+          this.jsTimer = nativeSetTimeout(
+            step,
+            Math.min(Math.floor(leftMs - 1), MAX_NATIVE_DELAY_MS),
+          );
+        } else void this.yieldToHost().then(step);
       };
-      const sleepMs = Math.floor(timeoutMs - 1);
-      if (sleepMs >= 1) this.jsTimer = nativeSetTimeout(spinUntilDeadline, sleepMs);
-      else spinUntilDeadline();
+      step();
     });
   }
 

@@ -38,3 +38,26 @@ Deno.test("the default loop still starts itself while install() replaced queueMi
   await sleep(1);
   while (defaultLoop().state !== "idle") await new Promise((resolve) => setTimeout(resolve, 1));
 });
+
+Deno.test("waiting for a timer beyond 2^31-1 ms sleeps in Deno's timers rather than spinning", async () => {
+  // Deno's setTimeout fires a longer delay after 1 ms: the loop must cap its own, not spin on
+  // MessageChannel yields until the deadline (counted here) for the 24 days it is away.
+  const postMessage = MessagePort.prototype.postMessage;
+  let posted = 0;
+  MessagePort.prototype.postMessage = function (this: MessagePort, ...args: [unknown]) {
+    posted++;
+    return postMessage.apply(this, args);
+  };
+  try {
+    const loop = new Loop();
+    let fired = false;
+    const far = loop.setTimeout(() => fired = true, 2 ** 31 + 5);
+    setTimeout(() => loop.clearTimeout(far), 100);
+    await loop.run();
+    assert.equal(fired, false);
+    assert.ok(posted < 20, `${posted} yields while waiting`);
+    await loop.close();
+  } finally {
+    MessagePort.prototype.postMessage = postMessage;
+  }
+});
