@@ -37,6 +37,10 @@ import type { CombinatorOptions, SettledOutcome } from "./_combinator.ts";
 // - Internal records (combinator element callbacks, foreign-thenable jobs) are instances of the same
 //   class in other "kinds", so every queue and list stays monomorphic.
 
+// Deno's own microtask queue, captured at import: timers/install() may replace the global with a
+// loop's, and the native fallback must not land on (or be refused by) that loop.
+const queueMicrotask: (callback: () => void) => void = globalThis.queueMicrotask.bind(globalThis);
+
 const PENDING = 0;
 const FULFILLED = 1;
 const REJECTED = 2;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { currentLoop, defaultLoop, Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
 import { install } from "../../timers/mod.ts";
+import { LoopPromise } from "../../promise/mod.ts";
 
 const NAMES = [
   "setTimeout",
@@ -295,4 +296,26 @@ Deno.test("nested installs restore the originals whatever order they are dispose
   mid[Symbol.dispose]();
   assert.deepEqual(descriptors(target), before);
   for (const loop of loops) await loop.close();
+});
+
+Deno.test("install() does not divert the native microtasks loop promises fall back to", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const closed = new Loop({ clock: new VirtualClock() });
+  await closed.close();
+  const got: number[] = [];
+  {
+    using _timers = install(loop);
+    // A closed loop's promises run their reactions on native microtasks: not on the installed
+    // loop (where nothing runs them until it runs), and not refused by a closed installed loop.
+    LoopPromise.resolve(1, { loop: closed }).then((value) => got.push(value));
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.deepEqual(got, [1]);
+    assert.deepEqual(loop.aliveReasons(), []);
+    await loop.close();
+    LoopPromise.resolve(2, { loop }).then((value) => got.push(value)); // must not throw
+    await Promise.resolve();
+    await Promise.resolve();
+  }
+  assert.deepEqual(got, [1, 2]);
 });
