@@ -12,6 +12,10 @@ import {
 import { checkBatch, checkFd, checkInterest, checkToken, normaliseTimeout } from "./_validate.ts";
 
 const ALL_READINESS = READABLE | WRITABLE | PRIORITY | HANGUP | ERROR;
+// Deno's own timers, captured at import: timers/install() may replace the globals with a loop's,
+// and a real-clock wait must not end up waiting on (or being refused by) that loop.
+const setTimeout = globalThis.setTimeout;
+const clearTimeout = globalThis.clearTimeout;
 
 /** The clock a {@linkcode FakePoller} reads scripted times from (a `VirtualClock` fits). */
 export interface FakePollerClock {

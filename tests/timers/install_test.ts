@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { currentLoop, defaultLoop, Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
 import { install } from "../../timers/mod.ts";
 import { LoopPromise } from "../../promise/mod.ts";
+import { FakePoller, READABLE } from "../../poller/mod.ts";
 
 const NAMES = [
   "setTimeout",
@@ -318,4 +319,25 @@ Deno.test("install() does not divert the native microtasks loop promises fall ba
     await Promise.resolve();
   }
   assert.deepEqual(got, [1, 2]);
+});
+
+Deno.test("install() does not divert the Deno timers a real-clock FakePoller waits with", async () => {
+  const installed = new Loop({ clock: new VirtualClock() });
+  const poller = new FakePoller();
+  const loop = new Loop({ poller });
+  poller.script(performance.now() + 20, 7, READABLE);
+  let events = 0;
+  const watch = loop.watch(7, { readable: true }, () => {
+    events++;
+    watch.close();
+  });
+  {
+    using _timers = install(installed);
+    // Its wait must end at the scripted time, not wait for a timer on the installed loop.
+    await loop.run();
+  }
+  assert.equal(events, 1);
+  assert.deepEqual(installed.aliveReasons(), []);
+  await loop.close();
+  await installed.close();
 });
