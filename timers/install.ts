@@ -89,14 +89,27 @@ function nodeTimers(loop: Loop): Record<Name, AnyFunction> {
   };
 }
 
-/** The installations in force on each target, oldest first. */
-const installations = new WeakMap<object, Installation[]>();
+/** On every function `install()` puts on a target: the {@linkcode Installation} it belongs to. */
+const kInstallation: unique symbol = Symbol("eventloop.installation");
 
-/** Restores what `install()` replaced, exactly: the same descriptors, or absence. */
+/** The installation whose function `value` is, if it is one. */
+function installationOf(value: unknown): Installation | undefined {
+  if (typeof value !== "function") return undefined;
+  return (value as { [kInstallation]?: Installation })[kInstallation];
+}
+
+/**
+ * Restores what `install()` replaced, exactly: the same descriptors, or absence. Installations on
+ * one target are linked (found through their functions, no registry): one disposed while a later
+ * one is still in place hands what it found to that one instead.
+ */
 class Installation implements Disposable {
   #target: object;
   #saved: (PropertyDescriptor | undefined)[] | null;
   #replacements: Record<Name, AnyFunction>;
+  /** The installation this one replaced, and the one that replaced this one (both in force). */
+  #below: Installation | null = null;
+  #above: Installation | null = null;
 
   constructor(
     target: object,
@@ -106,23 +119,30 @@ class Installation implements Disposable {
     this.#target = target;
     this.#saved = saved;
     this.#replacements = replacements;
-    const stack = installations.get(target);
-    if (stack === undefined) installations.set(target, [this]);
-    else stack.push(this);
+    for (const name of NAMES) {
+      Object.defineProperty(replacements[name], kInstallation, { value: this });
+    }
+    for (const descriptor of saved) {
+      const below = installationOf(descriptor?.value);
+      if (below !== undefined && below.#saved !== null && below.#target === target) {
+        this.#below = below;
+        below.#above = this;
+        break;
+      }
+    }
   }
 
   [Symbol.dispose](): void {
     const saved = this.#saved;
     if (saved === null) return;
     this.#saved = null;
-    const stack = installations.get(this.#target)!;
-    const index = stack.indexOf(this);
-    stack.splice(index, 1);
-    if (stack.length === 0) installations.delete(this.#target);
-    if (index < stack.length) {
-      // Disposed before a later installation on the same target: that one stays in place, and
-      // restores what this one found where it found this one's functions.
-      const above = stack[index];
+    const below = this.#below;
+    const above = this.#above;
+    if (below !== null) below.#above = above;
+    if (above !== null) {
+      // A later installation is still in place: it keeps the target, and will restore what this
+      // one found wherever it found this one's functions.
+      above.#below = below;
       const aboveSaved = above.#saved!;
       NAMES.forEach((name, i) => {
         if (aboveSaved[i]?.value === this.#replacements[name]) aboveSaved[i] = saved[i];
