@@ -148,7 +148,8 @@ export class FakePoller implements Poller {
   /**
    * Schedules the readiness state of `fd` to become `readiness` at clock time `atMs`. Changes at
    * the same time apply in the order they were scripted; a time already past applies at the next
-   * wait.
+   * wait. A parked `waitAsync` sees the change too (on a virtual clock it resolves 0 at once, so
+   * the caller can advance the clock).
    *
    * @param atMs The clock time of the change, in ms.
    * @param fd The fd whose state changes (registered or not).
@@ -173,6 +174,21 @@ export class FakePoller implements Poller {
       else high = mid;
     }
     entries.splice(low, 0, { atMs, fd, readiness });
+    const parked = this.#parked;
+    if (parked !== null) {
+      // A parked wait must see the new change: now if it is due, else at its time (real clock),
+      // or by handing control back so the caller advances the virtual clock to it.
+      this.#recheckParked();
+      if (this.#parked === parked) {
+        if (this.#clock.virtual === true) {
+          if (atMs > this.#clock.now()) this.#settle(0);
+        } else {
+          if (parked.timer !== undefined) clearTimeout(parked.timer);
+          parked.timer = undefined;
+          this.#armTimer();
+        }
+      }
+    }
     return this;
   }
 

@@ -315,3 +315,18 @@ Deno.test("watch(-0) watches fd 0: the kernel's answer, never the FFI's TypeErro
   await loop.run();
   assert.deepEqual(log, ["still fine"]);
 });
+
+Deno.test("a FakePoller script added while the virtual-clock loop is parked still fires", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const seen: number[] = [];
+  const watch = loop.watch(7, { readable: true }, () => {
+    seen.push(loop.now());
+    watch.close();
+  });
+  setTimeout(() => poller.script(100, 7, READABLE), 5); // from outside, while run() is parked
+  await loop.run();
+  assert.deepEqual(seen, [100]);
+  await poller.close();
+});

@@ -233,3 +233,36 @@ Deno.test("FakePoller options of the wrong type are TypeErrors at construction",
   assert.equal(poller.supports(3, READABLE), true);
   await poller.close();
 });
+
+Deno.test("FakePoller: a change scripted while a wait is parked wakes it at its time", async () => {
+  // Real clock: the parked wait (200 ms timeout) must wake at the new script's time, not at
+  // its timeout; a script already due resolves it at once.
+  const poller = new FakePoller();
+  const batch = new EventBatch(8);
+  poller.register(4, 40, READABLE);
+  let startMs = performance.now();
+  let parked = poller.waitAsync(batch, 200);
+  poller.script(startMs + 5, 4, READABLE);
+  assert.equal(await parked, 1);
+  let waitedMs = performance.now() - startMs;
+  assert.ok(waitedMs >= 5 && waitedMs < 150, `woke after ${waitedMs} ms`);
+  poller.setReadiness(4, 0);
+  startMs = performance.now();
+  parked = poller.waitAsync(batch, 200);
+  poller.script(0, 4, READABLE); // already past
+  assert.equal(await parked, 1);
+  waitedMs = performance.now() - startMs;
+  assert.ok(waitedMs < 150, `woke after ${waitedMs} ms`);
+  await poller.close();
+
+  // Virtual clock: a wait parked with nothing ahead hands control back once a script is added,
+  // so the caller can advance the clock to it.
+  const clock = new VirtualClock();
+  const fake = new FakePoller({ clock });
+  fake.register(7, 70, READABLE);
+  const virtualParked = fake.waitAsync(batch, Infinity);
+  fake.script(100, 7, READABLE);
+  assert.equal(await virtualParked, 0);
+  assert.equal(fake.nextEventTimeMs(), 100);
+  await fake.close();
+});
