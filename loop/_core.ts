@@ -470,25 +470,36 @@ class WatchNode implements Watch {
   }
 }
 
-/** Turns a user's interest object into poller bits, validating it. */
-function interestBits(interest: WatchInterest, fd: number): number {
+/** Turns a user's interest object into poller bits, validating it (`what`: "watch fd 3"). */
+function interestBits(interest: WatchInterest, what: string): number {
   if (interest === null || typeof interest !== "object") {
     throw new TypeError(
-      `Cannot watch fd ${fd} as the interest must be an object like { readable: true }: current value is ${
+      `Cannot ${what} as the interest must be an object like { readable: true }: current value is ${
         interest === null ? "null" : typeof interest
       }`,
     );
   }
-  const bits = (interest.readable ? READABLE : 0) | (interest.writable ? WRITABLE : 0) |
-    (interest.priority ? PRIORITY : 0);
+  const { readable, writable, priority } = interest;
+  checkFlag(readable, "readable", what);
+  checkFlag(writable, "writable", what);
+  checkFlag(priority, "priority", what);
+  const bits = (readable ? READABLE : 0) | (writable ? WRITABLE : 0) | (priority ? PRIORITY : 0);
   if (bits === 0) {
     throw new RangeError(
-      `Cannot watch fd ${fd} as the interest is empty: current value is ${
-        JSON.stringify(interest)
-      }`,
+      `Cannot ${what} as the interest is empty: current value is ${JSON.stringify(interest)}`,
     );
   }
   return bits;
+}
+
+/** Throws unless an interest flag is a boolean or undefined (`"false"` must not mean true). */
+function checkFlag(value: unknown, name: string, what: string): void {
+  if (value === undefined || typeof value === "boolean") return;
+  throw new TypeError(
+    `Cannot ${what} as interest.${name} must be a boolean: current value is ${
+      typeof value === "string" ? JSON.stringify(value) : String(value)
+    }`,
+  );
 }
 
 /** The methods the loop calls on a poller. */
@@ -1003,7 +1014,7 @@ export class LoopCore {
   ): Watch {
     validateFd(fd);
     fd += 0; // -0 is fd 0 (and FFI's i32 refuses -0)
-    const bits = interestBits(interest, fd);
+    const bits = interestBits(interest, `watch fd ${fd}`);
     assertCallback(callback, `watch fd ${fd}`);
     if (options !== undefined && (options === null || typeof options !== "object")) {
       throw new TypeError(
@@ -1055,7 +1066,7 @@ export class LoopCore {
         `Cannot modify the watch of fd ${watch.fd} as it is closed`,
       );
     }
-    const bits = interestBits(interest, watch.fd);
+    const bits = interestBits(interest, `modify the watch of fd ${watch.fd}`);
     if (bits === watch.interest) return;
     this.poller!.modify(watch.fd, watch.token, bits);
     watch.interest = bits;

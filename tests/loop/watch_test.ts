@@ -330,3 +330,36 @@ Deno.test("a FakePoller script added while the virtual-clock loop is parked stil
   assert.deepEqual(seen, [100]);
   await poller.close();
 });
+
+Deno.test("an interest flag that is not a boolean is a TypeError, never read as truthy", async () => {
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  for (const interest of [{ readable: "false" }, { writable: 1 }, { priority: null }]) {
+    assert.throws(
+      () => loop.watch(3, interest as never, () => {}),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        /^Cannot watch fd 3 as interest\.\w+ must be a boolean: current value is /.test(
+          error.message,
+        ),
+    );
+  }
+  assert.equal(poller.interestOf(3), 0, "nothing was registered");
+  const watch = loop.watch(3, { readable: true, writable: undefined }, () => {});
+  assert.throws(
+    () => watch.modify({ writable: "yes" } as never),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        'Cannot modify the watch of fd 3 as interest.writable must be a boolean: current value is "yes"',
+  );
+  assert.throws(
+    () => watch.modify({ readable: false }),
+    (error: unknown) =>
+      error instanceof RangeError &&
+      error.message.startsWith("Cannot modify the watch of fd 3 as the interest is empty"),
+  );
+  assert.equal(poller.interestOf(3), READABLE, "a refused modify changes nothing");
+  watch.close();
+  await poller.close();
+});
