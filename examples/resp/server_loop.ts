@@ -289,7 +289,8 @@ export class LoopServer {
     const net = this.#net;
     const buffer = this.#readBuffer;
     for (let i = 0; i < MAX_READS_PER_EVENT; i++) {
-      if (conn.readPaused || conn.closing || conn.readClosed) break;
+      // closed: #execute closed it (output limit); nothing more may be read, run or sent.
+      if (conn.closed || conn.readPaused || conn.closing || conn.readClosed) break;
       const n = net.recvAt(conn.fd, this.#readAddress, buffer.length);
       if (n > 0) {
         if (!conn.parser.feed(buffer, n)) {

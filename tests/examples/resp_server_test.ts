@@ -461,3 +461,21 @@ for (
     assert.match(stdout, /stopped: 1 connections/);
   });
 }
+
+Deno.test("loop server: a client closed for its output limit runs nothing it sent after", async () => {
+  await withServer("loop", { outputHardLimitBytes: 256 * 1024 }, async ({ port, stats }) => {
+    const client = await TestClient.connect(port);
+    assertEquals(await client.command("SET", "big", new Uint8Array(512 * 1024)), "OK");
+    // The GET crosses the hard limit; far more than one read buffer (64 KiB) of INCRs follows in
+    // the same burst. Only what was parsed with the GET may run; no reply may reach the client.
+    const incrs = 40_000;
+    await client.send("GET big\r\n" + "INCR after\r\n".repeat(incrs));
+    assertEquals(await client.untilClosed(), []);
+    client.close();
+    assertEquals(stats()!.outputLimitCloses, 1);
+    const check = await TestClient.connect(port);
+    const ran = Number(await check.command("GET", "after"));
+    assert.ok(ran < 64 * 1024 / "INCR after\r\n".length, `INCRs run after the close: ${ran}`);
+    check.close();
+  });
+});
