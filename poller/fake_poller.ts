@@ -9,7 +9,14 @@ import {
   READABLE,
   WRITABLE,
 } from "./types.ts";
-import { checkBatch, checkFd, checkInterest, checkToken, normaliseTimeout } from "./_validate.ts";
+import {
+  checkBatch,
+  checkFd,
+  checkInterest,
+  checkToken,
+  MAX_FD,
+  normaliseTimeout,
+} from "./_validate.ts";
 
 const ALL_READINESS = READABLE | WRITABLE | PRIORITY | HANGUP | ERROR;
 // Deno's own timers, captured at import: timers/install() may replace the globals with a loop's,
@@ -302,13 +309,13 @@ export class FakePoller implements Poller {
   /**
    * Whether `fd` could be registered for `interest` (the `supports` option, default all fds).
    *
-   * @param fd The fd; `false` for a negative or non-integer one.
+   * @param fd The fd; `false` for a negative, non-integer or out-of-range (> 2^31 - 1) one.
    * @param interest The interest.
    * @returns Whether a register would be accepted.
    */
   supports(fd: number, interest: number): boolean {
     checkInterest(interest, "check support");
-    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0) return false;
+    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > MAX_FD) return false;
     return this.#supports === undefined || this.#supports(fd, interest);
   }
 
@@ -486,7 +493,9 @@ export class FakePoller implements Poller {
 
 function checkStateArgs(fd: number, readiness: number, action: string): void {
   if (!checkFd(fd, action)) {
-    throw new RangeError(`Cannot ${action} as the fd must be >= 0: current value is ${fd}`);
+    throw new RangeError(
+      `Cannot ${action} as the fd must be in [0, ${MAX_FD}]: current value is ${fd}`,
+    );
   }
   if (
     typeof readiness !== "number" || !Number.isInteger(readiness) || readiness < 0 ||

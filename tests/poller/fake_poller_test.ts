@@ -84,6 +84,16 @@ Deno.test("FakePoller validates like a real backend", async () => {
   assert.equal(poller.supports(99, READABLE), false);
   assert.equal(poller.supports(5, READABLE), true);
   assert.equal(poller.supports(-3, READABLE), false);
+  // Beyond a C int: no real backend accepts it, so supports() must not promise it either.
+  assert.equal(codeOf(() => poller.register(2 ** 31, 1, READABLE)), "EBADF");
+  assert.equal(poller.supports(2 ** 31, READABLE), false);
+  assert.throws(
+    () => poller.setReadiness(2 ** 31, READABLE),
+    (error: unknown) =>
+      error instanceof RangeError &&
+      error.message ===
+        "Cannot set readiness as the fd must be in [0, 2147483647]: current value is 2147483648",
+  );
   assert.throws(() => poller.register(1.5, 1, READABLE), TypeError);
   assert.throws(() => poller.register(8, -1, READABLE), RangeError);
   assert.throws(() => poller.register(8, 1, 0), RangeError);
