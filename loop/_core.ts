@@ -1140,6 +1140,11 @@ export class LoopCore {
       return;
     }
     if (this.isDefault && dispatchRejectionEvent("unhandledrejection", reason, promise)) return;
+    if (this.state === "closed") {
+      // run() and close() can no longer reject: fail the way Deno does for a native promise.
+      void Promise.reject(reason);
+      return;
+    }
     this.fail(reason);
   }
 

@@ -579,6 +579,37 @@ Deno.test("closing the loop", async (t) => {
     assert.equal(chained, 6);
   });
 
+  await t.step(
+    "without onUnhandledRejection, a rejection nobody handles after close is not lost",
+    async () => {
+      // run() can no longer reject: it surfaces as a native unhandled rejection, as in Deno.
+      const seen: unknown[] = [];
+      const onUnhandled = (event: PromiseRejectionEvent) => {
+        seen.push(event.reason);
+        event.preventDefault();
+      };
+      globalThis.addEventListener("unhandledrejection", onUnhandled);
+      try {
+        const loop = new Loop();
+        let pendingRace!: LoopPromise<unknown>;
+        loop.submit(() => {
+          pendingRace = race([]);
+        });
+        await loop.run();
+        await loop.close(); // rejects pendingRace with LoopClosedError; nobody handles it
+        const late = new Error("rejected after close");
+        LoopPromise.reject(late, { loop });
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.equal(seen.length, 2, String(seen));
+        assert.ok(seen[0] instanceof LoopClosedError, String(seen[0]));
+        assert.equal(pendingRace.reason, seen[0]);
+        assert.equal(seen[1], late);
+      } finally {
+        globalThis.removeEventListener("unhandledrejection", onUnhandled);
+      }
+    },
+  );
+
   await t.step("reactions queued before close run during the close", async () => {
     const loop = new Loop();
     const log: string[] = [];
