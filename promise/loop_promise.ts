@@ -6,6 +6,7 @@
  */
 import { Loop } from "../loop/loop.ts";
 import { currentLoop, defaultLoop } from "../loop/default_loop.ts";
+import { runningLoopOrUndefined } from "../loop/_current.ts";
 import * as loopInternal from "../loop/_internal.ts";
 import {
   kAfterCheckpoint,
@@ -209,6 +210,8 @@ class Runtime {
 }
 
 function noop(): void {}
+
+const nativeThen = Promise.prototype.then;
 
 // deno-lint-ignore no-explicit-any
 type AnyPromise = LoopPromise<any>;
@@ -1184,6 +1187,16 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if (typeof then !== "function") {
       LoopPromise.#settle(promise, FULFILLED, value);
       return;
+    }
+    if (
+      then === nativeThen && runningLoopOrUndefined() !== promise.#rt.loop &&
+      Object.getPrototypeOf(value) === Promise.prototype
+    ) {
+      // Outside its loop's batch, the job calling `then` may run only after Deno's end-of-turn
+      // check (the loop is idle, parked or not started): mark the native promise handled now,
+      // or Deno would report a rejection this promise takes over. (Within a batch, the job runs
+      // in its checkpoint, before any native microtask.)
+      nativeThen.call(value, undefined, noop);
     }
     LoopPromise.#queueThenCall(promise, value, then as AnyFunction);
   }

@@ -500,6 +500,41 @@ Deno.test("async/await and native promise interplay", async (t) => {
     await loop.close();
   });
 
+  await t.step(
+    "a rejected native promise adopted while its loop is not in a batch is not reported by Deno",
+    async () => {
+      // The adopting promise calls `then` only in a loop microtask; until then Deno must not see
+      // the native promise as unhandled (as with `Promise.resolve(rejected).catch(...)`).
+      const reported: unknown[] = [];
+      const onUnhandled = (event: PromiseRejectionEvent) => {
+        reported.push(event.reason);
+        event.preventDefault();
+      };
+      globalThis.addEventListener("unhandledrejection", onUnhandled);
+      try {
+        // An explicit loop that is not running yet.
+        const loop = new Loop();
+        const idleError = new Error("adopted while idle");
+        const idle = LoopPromise.from(Promise.reject(idleError), { loop }).catch((e) => e);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        // A running loop parked on a timer, adopting from a native callback.
+        const parkedError = new Error("adopted while parked");
+        let parked!: LoopPromise<unknown>;
+        loop.setTimeout(() => {}, 30);
+        setTimeout(() => {
+          parked = LoopPromise.from(Promise.reject(parkedError), { loop }).catch((e) => e);
+        }, 5);
+        await loop.run();
+        assert.deepEqual(reported, []);
+        assert.equal(idle.value, idleError);
+        assert.equal(parked.value, parkedError);
+        await loop.close();
+      } finally {
+        globalThis.removeEventListener("unhandledrejection", onUnhandled);
+      }
+    },
+  );
+
   await t.step("run() waits for adopted native promises; close rejects them", async () => {
     const loop = new Loop({ onUnhandledRejection: () => {} });
     let resolveLater!: (v: string) => void;
