@@ -2,7 +2,7 @@
 // (monomorphic element callback), spec-order iteration, task-factory mode and loop tracking.
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
-import type { LoopClosedError } from "../loop/errors.ts";
+import { LoopClosedError } from "../loop/errors.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
 import {
   type LoopPromise,
@@ -31,6 +31,21 @@ export function abortError(message: string, cause?: unknown): DOMException {
     Object.defineProperty(error, "cause", { value: cause, writable: true, configurable: true });
   }
   return error;
+}
+
+/**
+ * Tracks a pending helper on its loop, so that close() rejects it. On a loop already closed,
+ * nothing would ever reject it: it is disposed at once (rejected with `LoopClosedError`, as
+ * `sleep()` is there) rather than left pending forever.
+ */
+export function trackOn(loop: Loop, resource: TrackedResource): void {
+  if (loop.state !== "closed") {
+    loop[kTrack](resource);
+    return;
+  }
+  resource.dispose(
+    new LoopClosedError(`Cannot settle ${resource.label} as its loop "${loop.label}" is closed`),
+  );
 }
 
 /** Validates an optional `signal` option. */
@@ -214,7 +229,7 @@ export function combine(
     return result;
   }
   agg.tracked = true;
-  loop[kTrack](agg);
+  trackOn(loop, agg);
   return result;
 }
 

@@ -4,9 +4,8 @@
  * @module
  */
 import type { Loop } from "../loop/loop.ts";
-import { kTrack } from "../loop/_internal.ts";
 import { type LoopPromise, makePromise, observe, settlePromise } from "./loop_promise.ts";
-import { checkOptions } from "./_combinator.ts";
+import { checkOptions, trackOn } from "./_combinator.ts";
 import { helperRuntime, PendingHelper } from "./_helper.ts";
 
 /** Options of {@linkcode abortable}. */
@@ -82,7 +81,7 @@ export function abortable<T>(
   observe(rt, promise, onInput, state, 0, true);
   if (!state.done) {
     state.tracked = true;
-    rt.loop[kTrack](state);
+    trackOn(rt.loop, state);
   }
   return result;
 }

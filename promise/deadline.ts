@@ -6,9 +6,8 @@
  */
 import type { Loop } from "../loop/loop.ts";
 import type { Timer } from "../loop/types.ts";
-import { kTrack } from "../loop/_internal.ts";
 import { type LoopPromise, makePromise, observe } from "./loop_promise.ts";
-import { checkOptions, checkSignal } from "./_combinator.ts";
+import { checkOptions, checkSignal, trackOn } from "./_combinator.ts";
 import { helperRuntime, PendingHelper } from "./_helper.ts";
 
 /** Options of {@linkcode deadline}. */
@@ -140,7 +139,7 @@ export function deadline<T>(
   observe(rt, promise, onInput, state, 0, true);
   if (!state.done) {
     state.tracked = true;
-    loop[kTrack](state);
+    trackOn(loop, state);
   }
   return result;
 }

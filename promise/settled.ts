@@ -6,7 +6,7 @@
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
-import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
+import { type Disposition, kUntrack, type TrackedResource } from "../loop/_internal.ts";
 import {
   type LoopPromise,
   makePromise,
@@ -15,7 +15,7 @@ import {
   runtimeOf,
   settlePromise,
 } from "./loop_promise.ts";
-import { checkOptions, checkSignal } from "./_combinator.ts";
+import { checkOptions, checkSignal, trackOn } from "./_combinator.ts";
 
 /** One outcome from {@linkcode settled}: the input's `index` and how it settled. */
 export type SettledResult<T> =
@@ -221,6 +221,6 @@ export function settled<V>(
     signal.addEventListener("abort", state.onAbort, { once: true });
   }
   state.tracked = true;
-  rt.loop[kTrack](state);
+  trackOn(rt.loop, state);
   return state as SettledIterator<Awaited<V>>;
 }

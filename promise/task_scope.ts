@@ -7,7 +7,7 @@
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
-import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
+import { type Disposition, kUntrack, type TrackedResource } from "../loop/_internal.ts";
 import {
   type LoopPromise,
   makePromise,
@@ -18,7 +18,7 @@ import {
   runtimeOf,
   settlePromise,
 } from "./loop_promise.ts";
-import { abortError, checkOptions, checkSignal } from "./_combinator.ts";
+import { abortError, checkOptions, checkSignal, trackOn } from "./_combinator.ts";
 import type { TaskFactory } from "./types.ts";
 
 /** Options of {@linkcode TaskScope}. */
@@ -260,7 +260,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     this.#tasks.set(id, controller);
     if (this.#running++ === 0 && !this.#tracked) {
       this.#tracked = true;
-      rt.loop[kTrack](this.#state);
+      trackOn(rt.loop, this.#state);
     }
     try {
       resolvePromise(result, task(controller.signal));

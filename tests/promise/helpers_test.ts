@@ -5,6 +5,7 @@ import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
 import {
   abortable,
   all,
+  allSettled,
   any,
   deadline,
   LoopPromise,
@@ -443,4 +444,30 @@ Deno.test("deadline and abortable let run() end once they settle, whatever a nat
     assert.equal(result.value, "native");
     await loop.close();
   });
+});
+
+Deno.test("helpers made on a closed loop reject with LoopClosedError instead of hanging", async () => {
+  // close() rejects what is pending on the loop; nothing would ever reject what is made after.
+  const loop = virtualLoop();
+  await loop.close();
+  const never = () => new LoopPromise(() => {}, { loop });
+  const iterator = settled([never()], { loop });
+  const results: LoopPromise<unknown>[] = [
+    all([never()], { loop }),
+    allSettled([never()], { loop }),
+    race([], { loop }),
+    any([never()], { loop }),
+    race([(signal: AbortSignal) => new LoopPromise(() => {}, { loop }).then(() => signal)], {
+      loop,
+      abortLosers: true,
+    }),
+    abortable(never(), new AbortController().signal, { loop }),
+    deadline(never(), 10, { loop }),
+    deadline(never(), Infinity, { loop }),
+    iterator.next(),
+  ];
+  const outcomes = await Promise.all(
+    results.map((p) => toNative(p).then(() => "fulfilled", (e) => e)),
+  );
+  for (const outcome of outcomes) assert.ok(outcome instanceof LoopClosedError, String(outcome));
 });

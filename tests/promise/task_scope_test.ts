@@ -211,3 +211,21 @@ Deno.test("TaskScope validates its arguments", () => {
   assert.throws(() => scope.spawn(42 as never), TypeError);
   return loop.close().then(() => {});
 });
+
+Deno.test("a TaskScope on a closed loop rejects with LoopClosedError instead of hanging", async () => {
+  const loop = virtualLoop();
+  await loop.close();
+  const scope = new TaskScope({ loop });
+  let signal!: AbortSignal;
+  scope.spawn((s) => {
+    signal = s;
+    return new LoopPromise(() => {}, { loop });
+  });
+  const disposed = await toNativeOutcome(scope[Symbol.asyncDispose]());
+  assert.ok(disposed instanceof LoopClosedError, String(disposed));
+  assert.ok(signal.reason instanceof LoopClosedError, String(signal.reason));
+});
+
+function toNativeOutcome(p: LoopPromise<unknown>): Promise<unknown> {
+  return new Promise((resolve) => p.then(() => resolve("fulfilled"), resolve));
+}
