@@ -398,9 +398,9 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
 
   /** A task settled. */
   #taskSettled(id: number, rejected: boolean, value: unknown): void {
-    if (this.#closedBy !== undefined) return;
     this.#running--;
     this.#tasks.delete(id);
+    if (this.#closedBy !== undefined) return; // its waiters were rejected with the close
     const signal = this.#controller.signal;
     if (rejected && !(signal.aborted && value === signal.reason)) {
       this.#failures.push({ id, reason: value, taken: false });

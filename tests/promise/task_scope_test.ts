@@ -201,6 +201,9 @@ Deno.test("TaskScope: closing the loop aborts the tasks and rejects the waiters"
   assert.ok(
     report.items.some((i) => i.kind === "promise.TaskScope" && i.disposition === "rejected"),
   );
+  // The aborted task has finished: it no longer counts as running.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(scope.size, 0);
 });
 
 Deno.test("TaskScope validates its arguments", () => {
