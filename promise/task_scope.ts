@@ -364,9 +364,18 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     this.#closed = true;
     const promise = makePromise<void>(this.#rt);
     if (this.#closedBy !== undefined) settlePromise(promise, true, this.#closedBy.error);
-    else if (this.#running === 0) this.#finishJoin(promise);
-    else this.#joiners.push(promise);
+    else if (this.#running === 0) {
+      this.#detachOuter();
+      this.#finishJoin(promise);
+    } else this.#joiners.push(promise);
     return promise;
+  }
+
+  /** Stops following the outer signal (closed and idle: nothing is left for it to abort). */
+  #detachOuter(): void {
+    if (this.#onOuterAbort === undefined) return;
+    this.#outer!.removeEventListener("abort", this.#onOuterAbort);
+    this.#onOuterAbort = undefined;
   }
 
   #take(outcome: TaskOutcome<T>): TaskOutcome<T> {
@@ -422,10 +431,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
       this.#rt.loop[kUntrack](this.#state);
     }
     for (const joiner of this.#joiners.splice(0)) this.#finishJoin(joiner);
-    if (this.#closed && this.#onOuterAbort !== undefined) {
-      this.#outer!.removeEventListener("abort", this.#onOuterAbort);
-      this.#onOuterAbort = undefined;
-    }
+    if (this.#closed) this.#detachOuter();
   }
 
   /** The loop is closing: abort the tasks; reject whoever waits. */
@@ -436,10 +442,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     if (!this.#controller.signal.aborted) this.#controller.abort(error);
     for (const w of this.#waiters.splice(0)) settlePromise(w, true, error);
     for (const j of this.#joiners.splice(0)) settlePromise(j, true, error);
-    if (this.#onOuterAbort !== undefined) {
-      this.#outer!.removeEventListener("abort", this.#onOuterAbort);
-      this.#onOuterAbort = undefined;
-    }
+    this.#detachOuter();
     return "rejected";
   }
 

@@ -232,3 +232,34 @@ Deno.test("a TaskScope on a closed loop rejects with LoopClosedError instead of 
 function toNativeOutcome(p: LoopPromise<unknown>): Promise<unknown> {
   return new Promise((resolve) => p.then(() => resolve("fulfilled"), resolve));
 }
+
+Deno.test("TaskScope: disposal detaches from the outer signal, even with no task running", async () => {
+  // A long-lived outer signal (a server's shutdown signal, say) must not collect one listener per
+  // scope that ever used it.
+  const loop = virtualLoop();
+  const controller = new AbortController();
+  const outer = controller.signal;
+  let listeners = 0;
+  const add = outer.addEventListener.bind(outer);
+  const remove = outer.removeEventListener.bind(outer);
+  outer.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
+    listeners++;
+    add(...args);
+  }) as AbortSignal["addEventListener"];
+  outer.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    listeners--;
+    remove(...args);
+  }) as AbortSignal["removeEventListener"];
+  const idle = new TaskScope({ loop, signal: outer });
+  assert.equal(idle[Symbol.asyncDispose]().state, "fulfilled");
+  const done = new TaskScope({ loop, signal: outer });
+  done.spawn(() => 1);
+  loop.runOnce(); // the task finishes before disposal
+  assert.equal(done.size, 0);
+  assert.equal(done[Symbol.asyncDispose]().state, "fulfilled");
+  assert.equal(listeners, 0);
+  controller.abort();
+  assert.equal(idle.signal.aborted, false);
+  assert.equal(done.signal.aborted, false);
+  await loop.close();
+});
