@@ -94,6 +94,7 @@ const MAX_ACCEPTS_PER_EVENT = 128;
 const ACCEPT_RETRY_MS = 100;
 
 const TOO_MANY_CLIENTS = new TextEncoder().encode("-ERR max number of clients reached\r\n");
+const CANNOT_WATCH = new TextEncoder().encode("-ERR server cannot watch this connection\r\n");
 
 class Connection {
   readonly fd: number;
@@ -259,11 +260,14 @@ export class LoopServer {
         label: `resp client fd ${fd}`,
         onClose: () => this.#release(conn),
       });
-    } catch (error) {
+    } catch {
+      // The kernel refused to watch it (epoll's watch limit, ENOMEM): turn this client away and
+      // go on serving the others, as when there are too many clients.
       this.#connections.delete(conn);
       this.engine.closeSession(conn.session);
+      this.#stats.rejected++;
+      net.send(fd, CANNOT_WATCH);
       this.#closeFd(fd);
-      throw error;
     }
   }
 

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { Loop } from "../../loop/mod.ts";
+import { createPoller, PollerError } from "../../poller/mod.ts";
 import { openNetLib, SocketError } from "../../examples/net/sockets.ts";
 import {
   LoopServer,
@@ -478,4 +479,51 @@ Deno.test("loop server: a client closed for its output limit runs nothing it sen
     assert.ok(ran < 64 * 1024 / "INCR after\r\n".length, `INCRs run after the close: ${ran}`);
     check.close();
   });
+});
+
+Deno.test("loop server: a client it cannot watch is turned away; the server goes on", async () => {
+  // epoll_ctl can fail for a new client (ENOSPC: the user's epoll watch limit, ENOMEM): the
+  // listener's callback threw, and with no onError that ended run() and the server with it.
+  using net = openNetLib();
+  const fdsBefore = net.openFds();
+  const real = createPoller();
+  let refuseNext = false;
+  const poller = new Proxy(real, {
+    get(target, key) {
+      if (key === "register") {
+        return (fd: number, token: number, interest: number): void => {
+          if (refuseNext) {
+            refuseNext = false;
+            throw new PollerError("epoll_ctl", 28, "ENOSPC");
+          }
+          target.register(fd, token, interest);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const loop = new Loop({ label: "resp-test", poller });
+  const server = new LoopServer(loop, { port: 0 });
+  const running = loop.run();
+  try {
+    refuseNext = true;
+    const refused = await TestClient.connect(server.port);
+    assertEquals(await refused.untilClosed(), [{
+      error: "ERR server cannot watch this connection",
+    }]);
+    refused.close();
+    const client = await TestClient.connect(server.port);
+    assertEquals(await client.command("PING"), "PONG");
+    client.close();
+  } finally {
+    await server.stop({ flushTimeoutMs: 1000 });
+    await running;
+    await loop.close();
+    await real.close();
+  }
+  const stats = server.stats();
+  assertEquals(stats.rejected, 1);
+  assertEquals(stats.fdsClosed, stats.fdsOpened);
+  assertEquals(net.openFds().filter((fd) => !fdsBefore.includes(fd)), []);
 });
