@@ -66,7 +66,7 @@ export interface LoopServerStats {
   connectionsTotal: number;
   /** Commands executed. */
   commands: number;
-  /** Connections turned away at `maxClients`. */
+  /** Connections turned away: at `maxClients`, or because the kernel refused to watch them. */
   rejected: number;
   /** Connections closed for a protocol error. */
   protocolErrors: number;
