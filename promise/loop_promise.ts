@@ -211,6 +211,15 @@ class Runtime {
 
 function noop(): void {}
 
+/** The constructor's error for a non-function executor (out of line: keeps it small to inline). */
+function badExecutor(executor: unknown): TypeError {
+  return new TypeError(
+    `Cannot construct a LoopPromise as the executor must be a function: current value is ${
+      describe(executor)
+    }`,
+  );
+}
+
 const nativeThen = Promise.prototype.then;
 
 // deno-lint-ignore no-explicit-any
@@ -355,13 +364,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       this.#rt = options as unknown as Runtime;
       return;
     }
-    if (typeof executor !== "function") {
-      throw new TypeError(
-        `Cannot construct a LoopPromise as the executor must be a function: current value is ${
-          describe(executor)
-        }`,
-      );
-    }
+    if (typeof executor !== "function") throw badExecutor(executor);
     this.#rt = runtimeOf(options?.loop ?? currentLoop());
     LoopPromise.#execute(this, executor);
   }
@@ -919,19 +922,27 @@ export class LoopPromise<T> implements PromiseLike<T> {
    * close while running), else every queued job (including those that join it meanwhile).
    */
   static #drainSegment(rt: Runtime): void {
-    const ends = rt.segmentEnds;
     try {
-      while (rt.ringSize !== 0) {
-        if (rt.segmentHead < ends.length && rt.jobsRun >= ends[rt.segmentHead]) break;
-        LoopPromise.#runNext(rt);
-      }
+      LoopPromise.#runSegment(rt);
     } catch (error) {
       LoopPromise.#segmentThrew(rt);
       throw error;
     }
-    // Out of line: V8 compiles this function while its first drain is still looping, and a
-    // comparison here would then have no type feedback; that deoptimized every later drain.
     LoopPromise.#segmentDone(rt);
+  }
+
+  /**
+   * The drain's loop, in a function of its own that does nothing after it: V8 compiles a long
+   * first drain while it is still looping (on-stack replacement), when nothing after the loop has
+   * run yet. Anything there (a call, a comparison) then lacked type feedback, and the compiled
+   * code deoptimized at the end of every later drain.
+   */
+  static #runSegment(rt: Runtime): void {
+    const ends = rt.segmentEnds;
+    while (rt.ringSize !== 0) {
+      if (rt.segmentHead < ends.length && rt.jobsRun >= ends[rt.segmentHead]) return;
+      LoopPromise.#runNext(rt);
+    }
   }
 
   /** The drainer of the oldest segment finished it. */
@@ -1327,39 +1338,42 @@ export class LoopPromise<T> implements PromiseLike<T> {
     for (const promise of reports) loop[kReportUnhandled](promise.#value, promise);
   }
 
-  static {
-    runtimeOf = (loop: Loop): Runtime => {
-      const existing = (loop as unknown as { [kRuntime]?: Runtime })[kRuntime];
-      if (existing !== undefined) return existing;
-      if (!(loop instanceof Loop)) {
-        throw new TypeError(
-          `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${
-            describe(loop)
-          }`,
-        );
-      }
-      const rt = new Runtime(loop);
-      rt.refAdoptions = loop !== defaultLoop();
-      // Closures made here reach the engine directly (no extra call layer per job); their names
-      // label the loop's microtasks in metrics.
-      const promiseReaction = (): void => {
-        if (rt.ringSize !== 0) LoopPromise.#runNext(rt);
-      };
-      const promiseReactions = (): void => LoopPromise.#drainSegment(rt);
-      rt.drainOne = promiseReaction;
-      rt.drainSegment = promiseReactions;
-      if (kMicrotaskSeq !== undefined) {
-        const cell = (loop as unknown as Record<symbol, unknown>)[kMicrotaskSeq] as SeqCell;
-        if (typeof cell?.value === "number") rt.seq = cell;
-      }
-      rt.checkUnhandled = () => LoopPromise.#checkUnhandled(rt);
-      rt.nativeHop = () => {
-        if (rt.hopScheduled) LoopPromise.#judge(rt, false);
-      };
-      rt.drainAll = () => LoopPromise.#drainAll(rt);
-      (loop as unknown as { [kRuntime]: Runtime })[kRuntime] = rt;
-      return rt;
+  /**
+   * The runtime of a loop that has none yet (see runtimeOf, whose hot path stays small enough for
+   * V8 to inline it into every constructor and `then`).
+   */
+  static #newRuntime(loop: Loop): Runtime {
+    if (!(loop instanceof Loop)) {
+      throw new TypeError(
+        `Cannot bind a LoopPromise as the loop must be a Loop: current value is ${describe(loop)}`,
+      );
+    }
+    const rt = new Runtime(loop);
+    rt.refAdoptions = loop !== defaultLoop();
+    // Closures made here reach the engine directly (no extra call layer per job); their names
+    // label the loop's microtasks in metrics.
+    const promiseReaction = (): void => {
+      if (rt.ringSize !== 0) LoopPromise.#runNext(rt);
     };
+    const promiseReactions = (): void => LoopPromise.#drainSegment(rt);
+    rt.drainOne = promiseReaction;
+    rt.drainSegment = promiseReactions;
+    if (kMicrotaskSeq !== undefined) {
+      const cell = (loop as unknown as Record<symbol, unknown>)[kMicrotaskSeq] as SeqCell;
+      if (typeof cell?.value === "number") rt.seq = cell;
+    }
+    rt.checkUnhandled = () => LoopPromise.#checkUnhandled(rt);
+    rt.nativeHop = () => {
+      if (rt.hopScheduled) LoopPromise.#judge(rt, false);
+    };
+    rt.drainAll = () => LoopPromise.#drainAll(rt);
+    (loop as unknown as { [kRuntime]: Runtime })[kRuntime] = rt;
+    return rt;
+  }
+
+  static {
+    runtimeOf = (loop: Loop): Runtime =>
+      (loop as unknown as { [kRuntime]?: Runtime })[kRuntime] ?? LoopPromise.#newRuntime(loop);
     makePromise = <T>(rt: Runtime): LoopPromise<T> => {
       const promise = new LoopPromise<T>(INTERNAL as never, rt as never);
       promise.#flags = LOCKED;
