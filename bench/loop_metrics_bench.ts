@@ -73,5 +73,8 @@ for (const [i, { what, run }] of workloads.entries()) {
 
 globalThis.addEventListener("unload", () => {
   if (sink < 0) console.log(sink);
-  for (const { off, on } of loops) void off.close(), void on.close();
+  for (const { off, on } of loops) {
+    void off.close();
+    void on.close();
+  }
 });

@@ -1,7 +1,7 @@
 // Cost of the metrics recorder's hot path per callback: a tight simulated dispatch loop of 1M
 // trivial callbacks without a recorder (baseline) and with one, called the way the Loop calls it.
 // Divide the time per iteration by 1e6 for ns per callback. The loop-level with/without comparison
-// (task and timer benchmarks) lives with the Loop's benchmarks.
+// (tasks, timers, iterations) is bench/loop_metrics_bench.ts.
 //
 //   deno bench --allow-all bench/metrics_bench.ts
 import { systemClock } from "../loop/clock.ts";
