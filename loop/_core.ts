@@ -1389,7 +1389,6 @@ export class LoopCore {
         (deferredKeys ??= []).push(deadlineMs, store.shiftedSequence);
         continue;
       }
-      const latenessMs = nowMs - deadlineMs;
       // The callback, from the store if the timer's run knows it (see TimerNode.payload).
       const payload = store.shiftedPayload as AnyCallback | undefined;
       let callback: AnyCallback;
@@ -1425,7 +1424,9 @@ export class LoopCore {
         } else {
           startMs = metrics.begin();
           if (startMs < 0) untimedRan++;
-          else metrics.timerFired(latenessMs);
+          // Lateness as documented: when this callback starts (after those before it in the
+          // pass), not when the pass began.
+          else metrics.timerFired(startMs - deadlineMs);
         }
       }
       try {

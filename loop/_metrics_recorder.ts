@@ -21,7 +21,7 @@
 //     or, free for untimed callbacks, in the tight phases (tasks, microtasks, immediates):
 //                     let k = m.skip(remaining)   // run k callbacks exactly as with metrics off,
 //                     m.count(KIND_X, ran)        // count what ran, then one with begin()/end()
-//   per timer fire:   m.timerFired(nowMs - deadlineMs)
+//   per timer fire:   m.timerFired(t0 - deadlineMs)      // t0: the fire's begin() reading
 //   microtask checkpoint start (optional): m.peak(QUEUE_MICROTASKS, queueLength)
 //   run() returns / runOnce() ends: m.stopped(clock.now())
 //   loop.metrics():   m.snapshot(clock.now())

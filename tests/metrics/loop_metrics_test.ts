@@ -57,3 +57,27 @@ Deno.test("loop metrics on a virtual clock: counts, lateness, lag, slow callback
     await loop.close();
   }
 });
+
+Deno.test("timer lateness is measured when each callback starts, not when its pass began", async () => {
+  // Documented: "when a timer's callback started minus its deadline". Two timers due at 100 ms:
+  // the first runs 50 ms, so the second starts 50 ms after its deadline.
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, metrics: true });
+  try {
+    let startedMs = -1;
+    loop.setTimeout(function slow() {
+      clock.advance(50);
+    }, 100);
+    loop.setTimeout(function second() {
+      startedMs = loop.now();
+    }, 100);
+    await loop.run();
+    assert.equal(startedMs, 100, "loop.now() is cached for the pass");
+    const s = loop.metrics().timerLateness;
+    assert.equal(s.count, 2);
+    assert.equal(s.maxMs, 50, "the second timer started 50 ms after its deadline");
+    assert.equal(s.meanMs, 25);
+  } finally {
+    await loop.close();
+  }
+});
