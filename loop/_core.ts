@@ -1796,6 +1796,7 @@ export class LoopCore {
     this.stopRequested = false;
     this.autoStartScheduled = false;
     if (this.dormantWakeId !== undefined) this.clearDormantWake();
+    this.metrics?.started(this.clock.now());
     try {
       for (;;) {
         const outcome = this.runBatch();

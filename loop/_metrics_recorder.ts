@@ -23,6 +23,7 @@
 //                     m.count(KIND_X, ran)        // count what ran, then one with begin()/end()
 //   per timer fire:   m.timerFired(t0 - deadlineMs)      // t0: the fire's begin() reading
 //   microtask checkpoint start (optional): m.peak(QUEUE_MICROTASKS, queueLength)
+//   run() starts:     m.started(clock.now())
 //   run() returns / runOnce() ends: m.stopped(clock.now())
 //   loop.metrics():   m.snapshot(clock.now())
 import type { Clock } from "./clock.ts";
@@ -587,6 +588,16 @@ export class MetricsRecorder {
     }
     this.waitSinceReadMs = 0;
     this.lastReadMs = nowMs;
+  }
+
+  /**
+   * Call when run() starts, before its first iteration: from here the loop's time counts, so a
+   * wait before that iteration (a virtual-clock jump to the first deadline) is waiting time.
+   */
+  started(nowMs: number): void {
+    if (this.running) return;
+    this.#account(nowMs);
+    this.running = true;
   }
 
   /**

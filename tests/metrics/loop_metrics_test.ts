@@ -81,3 +81,27 @@ Deno.test("timer lateness is measured when each callback starts, not when its pa
     await loop.close();
   }
 });
+
+Deno.test("utilization counts the virtual-clock jump that starts a run() as waiting", async () => {
+  // run() on a virtual clock with one timer due at 100 ms jumps there before its first iteration:
+  // that is 100 ms of waiting (a real clock would park for it), then 10 ms of work.
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, metrics: true });
+  try {
+    loop.setTimeout(() => clock.advance(10), 100);
+    await loop.run();
+    let u = loop.metrics().utilization;
+    assert.equal(u.busyMs, 10);
+    assert.equal(u.waitingMs, 100);
+    assert.equal(u.total, 10 / 110);
+    // A second run() counts its own first jump the same way; the time between runs is neither.
+    clock.advance(1_000);
+    loop.setTimeout(() => clock.advance(10), 100);
+    await loop.run();
+    u = loop.metrics().utilization;
+    assert.equal(u.busyMs, 20);
+    assert.equal(u.waitingMs, 200);
+  } finally {
+    await loop.close();
+  }
+});
