@@ -1441,10 +1441,20 @@ export class LoopCore {
       }
       this.currentNesting = 0;
       this.firingTimer = null;
-      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) {
+        if (untimed !== 0) {
+          // The checkpoint's microtasks run before the timers the sample skipped: give them back.
+          metrics!.unskip(untimed);
+          this.checkpoint();
+          untimed = metrics!.skip(UNBOUNDED_RUN);
+        } else this.checkpoint();
+      }
       if (this.stopRequested) break;
     }
-    if (metrics !== null) metrics.count(KIND_TIMER, untimedRan);
+    if (metrics !== null) {
+      if (untimed !== 0) metrics.unskip(untimed); // reserved for timers that were not due
+      metrics.count(KIND_TIMER, untimedRan);
+    }
     if (deferred !== null) {
       // Back in the store with their keys, unless cleared (or refreshed, which re-stored them)
       // meanwhile. In reverse: each sorts before what its run holds now, so goes in at the head.
@@ -1516,7 +1526,14 @@ export class LoopCore {
         metrics!.end(KIND_TASK, startMs, task, undefined);
         untimed = metrics!.skip(remaining);
       }
-      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) {
+        if (metrics !== null && untimed !== 0) {
+          // The checkpoint's microtasks run before the tasks the sample skipped: give them back.
+          metrics.unskip(untimed);
+          this.checkpoint();
+          untimed = metrics.skip(remaining);
+        } else this.checkpoint();
+      }
       if (this.stopRequested) break;
       if (ran === nextCheck) {
         nextCheck = nextBudgetCheck(ran);
@@ -1524,7 +1541,10 @@ export class LoopCore {
       }
     }
     this.ranTasks += ran;
-    if (metrics !== null) metrics.count(KIND_TASK, ran - timedRan);
+    if (metrics !== null) {
+      if (untimed !== 0) metrics.unskip(untimed); // stopped early: those tasks did not run
+      metrics.count(KIND_TASK, ran - timedRan);
+    }
   }
 
   /** Whether the batch's time budget is spent; if so, the batch yields after this phase. */
@@ -1624,7 +1644,13 @@ export class LoopCore {
         metrics!.end(KIND_IMMEDIATE, startMs, callback, undefined);
         untimed = metrics!.skip(remaining);
       }
-      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) this.checkpoint();
+      if (this.microtasks.size !== 0 || this.afterCheckpoint.length !== 0) {
+        if (metrics !== null && untimed !== 0) {
+          metrics.unskip(untimed); // as in runTasks
+          this.checkpoint();
+          untimed = metrics.skip(remaining);
+        } else this.checkpoint();
+      }
       if (this.stopRequested) break;
       if (ran === nextCheck) {
         nextCheck = nextBudgetCheck(ran);
@@ -1632,7 +1658,10 @@ export class LoopCore {
       }
     }
     this.ranImmediates += ran;
-    if (metrics !== null) metrics.count(KIND_IMMEDIATE, ran - timedRan);
+    if (metrics !== null) {
+      if (untimed !== 0) metrics.unskip(untimed);
+      metrics.count(KIND_IMMEDIATE, ran - timedRan);
+    }
   }
 
   runCloseCallbacks(): void {

@@ -21,6 +21,8 @@
 //     or, free for untimed callbacks, in the tight phases (tasks, microtasks, immediates):
 //                     let k = m.skip(remaining)   // run k callbacks exactly as with metrics off,
 //                     m.count(KIND_X, ran)        // count what ran, then one with begin()/end()
+//                     m.unskip(k_left)            // before a nested checkpoint and at the phase's
+//                                                 // end: what was reserved but did not run
 //   per timer fire:   m.timerFired(t0 - deadlineMs)      // t0: the fire's begin() reading
 //   microtask checkpoint start (optional): m.peak(QUEUE_MICROTASKS, queueLength)
 //   run() starts:     m.started(clock.now())
@@ -391,6 +393,16 @@ export class MetricsRecorder {
     if (n <= 0) return 0;
     this.countdown -= n;
     return n;
+  }
+
+  /**
+   * Hands back `n` callbacks that {@linkcode skip} reserved but that did not run as reserved: the
+   * phase ended early, or other callbacks (a microtask checkpoint) run before the rest of them.
+   * Without it the next timed callback would come early yet stand for a whole gap, and a phase
+   * that reserves more than it runs (the timers pass) would time what follows it instead.
+   */
+  unskip(n: number): void {
+    this.countdown += n;
   }
 
   /** Counts `n` callbacks of `kind` that ran without end() (the loop's per-phase bulk count). */

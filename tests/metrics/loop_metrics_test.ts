@@ -1,7 +1,7 @@
 // End to end: a Loop on a VirtualClock with metrics on (everything timed, deterministic figures).
 // Exercises the lead's wiring of the recorder as much as the recorder.
 import assert from "node:assert/strict";
-import { Loop, VirtualClock } from "../../mod.ts";
+import { type Clock, Loop, VirtualClock } from "../../mod.ts";
 import { formatMetrics } from "../../loop/format_metrics.ts";
 import type { SlowCallbackInfo } from "../../loop/metrics.ts";
 
@@ -103,5 +103,66 @@ Deno.test("utilization counts the virtual-clock jump that starts a run() as wait
     assert.equal(u.waitingMs, 200);
   } finally {
     await loop.close();
+  }
+});
+
+/** A clock the test moves by hand but that says it is not virtual, so the loop samples. */
+class ManualClock implements Clock {
+  nowMs = 0;
+  readonly virtual = false;
+  now(): number {
+    return this.nowMs;
+  }
+}
+
+Deno.test("sampled metrics: timers and the tasks and microtasks around them are timed at the same rate", async (t) => {
+  // 1 µs callbacks (the clock moves only inside them): the adaptive sample times about one in
+  // SAMPLE_INTERVAL_MS / 1 µs = 100, whatever their kind, and each sample stands for the
+  // callbacks since the previous one. Driven by runOnce(), so nothing waits on the real time.
+  const cases = [
+    { name: "timers only", tasks: 0, microtasks: 0 },
+    { name: "a timer and a task per iteration", tasks: 1, microtasks: 0 },
+    { name: "a timer and 20 tasks per iteration", tasks: 20, microtasks: 0 },
+    { name: "a timer and tasks queueing microtasks", tasks: 5, microtasks: 2 },
+  ];
+  for (const { name, tasks, microtasks } of cases) {
+    await t.step(name, async () => {
+      const clock = new ManualClock();
+      const loop = new Loop({ clock, metrics: true });
+      try {
+        const microtask = () => {
+          clock.nowMs += 0.001;
+        };
+        const task = () => {
+          clock.nowMs += 0.001;
+          for (let i = 0; i < microtasks; i++) loop.queueMicrotask(microtask);
+        };
+        const interval = loop.setInterval(() => {
+          clock.nowMs += 0.001;
+          for (let i = 0; i < tasks; i++) loop.submit(task);
+        }, 0);
+        for (let i = 0; i < 20_000; i++) loop.runOnce();
+        loop.clearInterval(interval);
+        loop.runOnce();
+        const s = loop.metrics();
+        const perKind = [
+          s.callbacks.byKind.timer,
+          s.callbacks.byKind.task,
+          s.callbacks.byKind.microtask,
+        ].filter((stats) => stats.count !== 0);
+        assert.equal(s.sampling.mode, "adaptive");
+        assert.ok(s.sampling.rate < 1 / 40, `about 1 in 100 timed: rate ${s.sampling.rate}`);
+        for (const stats of perKind) {
+          const rate = stats.samples / stats.count;
+          assert.ok(
+            rate > s.sampling.rate / 2 && rate < s.sampling.rate * 2,
+            `each kind is timed at about the overall rate ${s.sampling.rate}: ${stats.samples} of ${stats.count}`,
+          );
+        }
+        assert.equal(s.timerLateness.samples, s.callbacks.byKind.timer.samples);
+      } finally {
+        await loop.close();
+      }
+    });
   }
 });
