@@ -622,7 +622,8 @@ export class LoopCore {
   /**
    * The default loop gone dormant with only unref'd timers left: an unref'd Deno timer that starts
    * it again at the next deadline, so those timers fire while the process lives on for other
-   * reasons (as Node's do), without keeping it alive themselves.
+   * reasons (as Node's do), without keeping it alive themselves. Also the ref'd restart after a
+   * failed run (see armRestart).
    */
   dormantWakeId: ReturnType<typeof setTimeout> | undefined = undefined;
   batchDeadlineMs = 0;
@@ -1853,7 +1854,12 @@ export class LoopCore {
     const failure = this.failure;
     this.failure = null;
     if (this.closeRequested) this.startClose();
-    else if (this.isDefault) this.armDormantWake();
+    else if (this.isDefault) {
+      // A run that failed left queued work behind, and nobody calls the default loop's run():
+      // start again once the error has surfaced, if the process lives on.
+      if (failure !== null && this.alive()) this.armRestart();
+      else this.armDormantWake();
+    }
     if (failure !== null) throw failure.error;
   }
 
@@ -1889,6 +1895,19 @@ export class LoopCore {
     }, delayMs);
     Deno.unrefTimer(id);
     this.dormantWakeId = id;
+  }
+
+  /**
+   * The default loop's run() failed with ref'd work still queued: a ref'd Deno timer (that work
+   * keeps the process alive) starts it again after Deno's next turn, by which time the error has
+   * surfaced as an uncaught one (and ended the process, unless a listener prevented that).
+   */
+  armRestart(): void {
+    if (this.accept !== ACCEPTING) return;
+    this.dormantWakeId = nativeSetTimeout(() => {
+      this.dormantWakeId = undefined;
+      if (this.state === "idle") this.scheduleAutoStart();
+    }, 0);
   }
 
   clearDormantWake(): void {

@@ -130,3 +130,39 @@ Deno.test("a watch on the dormant default loop starts it", async () => {
   assert.deepEqual(log, ["ping"]);
   assert.ok(await waitFor(() => loop.state === "idle", 150));
 });
+
+Deno.test("after an error surfaces from the default loop, the work still queued runs if the process lives on", async () => {
+  const modUrl = new URL("../../mod.ts", import.meta.url).href;
+  const script = (keepAlive: boolean) => `
+    import { defaultLoop } from ${JSON.stringify(modUrl)};
+    ${
+    keepAlive
+      ? `globalThis.addEventListener("unhandledrejection", (event) => {
+      console.log("caught " + event.reason.message);
+      event.preventDefault();
+    });`
+      : ""
+  }
+    defaultLoop().submit(() => { throw new Error("boom"); });
+    defaultLoop().submit(() => console.log("second task"));
+  `;
+  for (const keepAlive of [true, false]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", script(keepAlive)],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = await child.output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    if (keepAlive) {
+      // The queued task is neither run nor refused if the loop waits for new work to restart.
+      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+      assert.equal(stdout, "caught boom\nsecond task\n");
+    } else {
+      // As in Deno: the uncaught error ends the process before anything else runs.
+      assert.notEqual(output.code, 0);
+      assert.match(new TextDecoder().decode(output.stderr), /boom/);
+      assert.equal(stdout, "");
+    }
+  }
+});
