@@ -54,7 +54,10 @@ export interface LoopOptions {
   metrics?: boolean | MetricsOptions;
   /** Report callbacks that run at least this long (times every callback while set). */
   slowCallbackMs?: number;
-  /** Receives slow-callback reports; default logs a warning. */
+  /**
+   * Receives slow-callback reports (given alone, it implies `slowCallbackMs: 100`). Without it
+   * nothing is logged: slow callbacks are only counted and ranked in `loop.metrics()`.
+   */
   onSlowCallback?: (info: SlowCallbackInfo) => void;
   /**
    * How long a busy run may keep Deno's own event loop waiting before yielding to it, in ms
