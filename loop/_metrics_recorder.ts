@@ -64,7 +64,7 @@ const KIND_NAMES: readonly CallbackKind[] = Object.freeze(
 export const PHASE_TIMERS = 0;
 /** Phase index: macrotasks. */
 export const PHASE_TASKS = 1;
-/** Phase index: poll (waiting included) and fd callbacks. */
+/** Phase index: poll (without the idle wait, which falls between iterations) and fd callbacks. */
 export const PHASE_POLL = 2;
 /** Phase index: immediates. */
 export const PHASE_CHECK = 3;

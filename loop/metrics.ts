@@ -239,8 +239,9 @@ export interface QueueDepths {
 
 /**
  * Time spent in one phase of an iteration. Phases are timed on a sample of iterations (about one
- * per ms of loop time, or every iteration when every callback is timed); the poll phase includes
- * time parked in the poller.
+ * per ms of loop time, or every iteration when every callback is timed). Time parked waiting for
+ * work (in the poller or otherwise) falls between iterations: it is in no phase, and shows as
+ * `utilization.waitingMs`.
  *
  * @example
  * ```ts
@@ -275,7 +276,7 @@ export interface PhaseTimes {
   readonly timers: PhaseTime;
   /** Macrotasks. */
   readonly tasks: PhaseTime;
-  /** Polling for fd readiness (including waiting) and fd callbacks. */
+  /** Polling for fd readiness (a zero-timeout poll, or the events of the idle wait before it) and fd callbacks. */
   readonly poll: PhaseTime;
   /** Immediates. */
   readonly check: PhaseTime;
