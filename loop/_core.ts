@@ -188,6 +188,24 @@ export function requestHostTurn(timer: Timer): void {
 }
 
 /**
+ * The deadline `delayMs` after `baseMs`: `baseMs + delayMs`, unless the addition rounds below
+ * that (far from zero a float step is coarse: 1e12 + 1e-5 is 1e12), then the next float up that
+ * is not, so that a timer never fires before `delayMs` have passed since its base.
+ */
+export function deadlineAfter(baseMs: number, delayMs: number): number {
+  const deadlineMs = baseMs + delayMs;
+  return deadlineMs - baseMs >= delayMs ? deadlineMs : roundDeadlineUp(baseMs, delayMs, deadlineMs);
+}
+
+function roundDeadlineUp(baseMs: number, delayMs: number, deadlineMs: number): number {
+  // A step of at least one ulp (at most two): two or three of them reach it.
+  while (deadlineMs - baseMs < delayMs) {
+    deadlineMs += Math.max(Math.abs(deadlineMs) * Number.EPSILON, Number.MIN_VALUE);
+  }
+  return deadlineMs;
+}
+
+/**
  * The store list of a timer armed `delayMs` after its base time: timeouts by duration, intervals
  * in a key space of their own (re-armed from their previous deadline, they would land out of
  * order among timeouts of the same duration armed from the loop's time).
@@ -842,7 +860,9 @@ export class LoopCore {
     if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
     const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
     timer.nesting = nesting;
-    const deadlineMs = this.baseNow() + delayMs;
+    const baseMs = this.baseNow();
+    let deadlineMs = baseMs + delayMs;
+    if (deadlineMs - baseMs < delayMs) deadlineMs = roundDeadlineUp(baseMs, delayMs, deadlineMs);
     this.timers.insert(timer, storeKey(delayMs, repeat), deadlineMs, this.nextSequence++);
     this.refedTimers++;
     if (!this.inBatch) {
@@ -918,7 +938,7 @@ export class LoopCore {
       // A fired timer's id left the index; refreshed, `clearTimeout(id)` must find it again.
       if (timer.indexed) this.timersById!.set(timer.timerId, timer);
     }
-    const deadlineMs = this.baseNow() + timer.delayMs;
+    const deadlineMs = deadlineAfter(this.baseNow(), timer.delayMs);
     this.timers.insert(
       timer,
       storeKey(timer.delayMs, timer.repeat),
@@ -1476,13 +1496,16 @@ export class LoopCore {
   /** Re-arms an interval that was due at `deadlineMs` and fires now. */
   rearmInterval(timer: TimerNode, nowMs: number, deadlineMs: number): void {
     const intervalMs = timer.delayMs;
-    let nextMs = deadlineMs + intervalMs;
+    let nextMs = deadlineAfter(deadlineMs, intervalMs);
     if (nextMs <= nowMs) {
       const missed = this.missed;
-      if (missed === "delay") nextMs = nowMs + intervalMs;
+      if (missed === "delay") nextMs = deadlineAfter(nowMs, intervalMs);
       else if (missed === "skip") {
         nextMs = intervalMs > 0
-          ? deadlineMs + (Math.floor((nowMs - deadlineMs) / intervalMs) + 1) * intervalMs
+          ? deadlineAfter(
+            deadlineMs,
+            (Math.floor((nowMs - deadlineMs) / intervalMs) + 1) * intervalMs,
+          )
           : nowMs;
       }
       // "burst": keep the absolute schedule; one tick per pass until caught up.

@@ -7,7 +7,7 @@ import type { Loop } from "../loop/loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
 import type { MissedTickBehavior, Timer } from "../loop/types.ts";
 import { type Disposition, kTrack, kUntrack, type TrackedResource } from "../loop/_internal.ts";
-import { checkMissed, requestHostTurn } from "../loop/_core.ts";
+import { checkMissed, deadlineAfter, requestHostTurn } from "../loop/_core.ts";
 import { checkDelay, checkOptions, delayUntil, queueNativeMicrotask } from "./_helper.ts";
 
 /** Options for {@linkcode interval}. */
@@ -60,7 +60,7 @@ class IntervalIterator implements AsyncIterableIterator<number, undefined>, Trac
     this.#signal = signal;
     this.label = `interval(${periodMs} ms)`;
     this.#startMs = loop.now();
-    this.#deadlineMs = this.#startMs + periodMs;
+    this.#deadlineMs = deadlineAfter(this.#startMs, periodMs);
     if (signal !== undefined) {
       if (signal.aborted) this.#failure = { reason: signal.reason };
       else {
@@ -146,16 +146,16 @@ class IntervalIterator implements AsyncIterableIterator<number, undefined>, Trac
   #advance(nowMs: number): void {
     const periodMs = this.#periodMs;
     this.#k++;
-    let nextMs = this.#startMs + this.#k * periodMs;
+    let nextMs = deadlineAfter(this.#startMs, this.#k * periodMs);
     if (nextMs <= nowMs) {
       if (this.#missed === "delay" || periodMs === 0) {
         this.#startMs = nowMs;
         this.#k = 1;
-        nextMs = nowMs + periodMs;
+        nextMs = deadlineAfter(nowMs, periodMs);
       } else if (this.#missed === "skip") {
         this.#k = Math.floor((nowMs - this.#startMs) / periodMs) + 1;
-        nextMs = this.#startMs + this.#k * periodMs;
-        while (nextMs <= nowMs) nextMs = this.#startMs + ++this.#k * periodMs;
+        nextMs = deadlineAfter(this.#startMs, this.#k * periodMs);
+        while (nextMs <= nowMs) nextMs = deadlineAfter(this.#startMs, ++this.#k * periodMs);
       }
       // "burst": keep the schedule; each missed tick is due at once (one per loop pass).
     }

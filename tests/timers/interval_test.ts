@@ -260,3 +260,33 @@ Deno.test("interval(): NaN and negative periods mean 0: one tick per loop pass",
   }
   await loop.close();
 });
+
+Deno.test("interval() never ticks early on a clock far from zero, where adding the period rounds", async () => {
+  // At 1e12 ms a float step is ~1.2e-4 ms: 1e12 + 1e-5 is 1e12 itself.
+  for (const periodMs of [1e-5, 0.1]) {
+    const loop = new Loop({ clock: new VirtualClock(1e12) });
+    const startMs = loop.now();
+    const elapsed: number[] = [];
+    const ticks: number[] = [];
+    const consumer = (async () => {
+      for await (const tickMs of interval(periodMs, { loop })) {
+        elapsed.push(loop.now() - startMs);
+        ticks.push(tickMs);
+        if (ticks.length === 3) break;
+      }
+    })();
+    await loop.run();
+    await consumer;
+    elapsed.forEach((elapsedMs, i) => {
+      assert.ok(
+        elapsedMs >= (i + 1) * periodMs,
+        `tick ${i + 1} of ${periodMs} ms after ${elapsedMs}`,
+      );
+      assert.ok(
+        ticks[i] - startMs >= (i + 1) * periodMs,
+        `tick ${i + 1} of ${periodMs} ms at ${ticks[i]}`,
+      );
+    });
+    await loop.close();
+  }
+});

@@ -218,3 +218,31 @@ Deno.test("outside callbacks, timers set in one synchronous turn share one clock
     await loop.close();
   });
 });
+
+Deno.test("timers never fire early on a clock far from zero, where adding the delay rounds", async () => {
+  // At 1e12 ms a float step is ~1.2e-4 ms: 1e12 + 0.1 rounds down, 1e12 + 1e-5 to 1e12 itself.
+  const clock = new VirtualClock(1e12);
+  const loop = new Loop({ clock });
+  const startMs = loop.now();
+  const early: string[] = [];
+  let fired = 0;
+  const check = (delayMs: number) => () => {
+    fired++;
+    const elapsedMs = loop.now() - startMs;
+    if (elapsedMs < delayMs) early.push(`${delayMs} ms fired after ${elapsedMs} ms`);
+  };
+  for (const delayMs of [1e-5, 0.1, 0.3, 0.7, 1.1, 2.3]) loop.setTimeout(check(delayMs), delayMs);
+  const refreshed = loop.setTimeout(check(0.1), 0.1);
+  refreshed.refresh();
+  const interval = loop.setInterval(() => {
+    const elapsedMs = loop.now() - startMs;
+    if (elapsedMs < 0.1 * ++ticks) early.push(`interval tick ${ticks} after ${elapsedMs} ms`);
+    if (ticks === 3) loop.clearInterval(interval);
+  }, 0.1);
+  let ticks = 0;
+  await loop.run();
+  assert.equal(fired, 7);
+  assert.equal(ticks, 3);
+  assert.deepEqual(early, []);
+  await loop.close();
+});
