@@ -1501,12 +1501,12 @@ export class LoopCore {
       const missed = this.missed;
       if (missed === "delay") nextMs = deadlineAfter(nowMs, intervalMs);
       else if (missed === "skip") {
-        nextMs = intervalMs > 0
-          ? deadlineAfter(
-            deadlineMs,
-            (Math.floor((nowMs - deadlineMs) / intervalMs) + 1) * intervalMs,
-          )
-          : nowMs;
+        if (intervalMs > 0) {
+          // The first tick of the grid after now; the division may round to one tick short.
+          let ticks = Math.floor((nowMs - deadlineMs) / intervalMs) + 1;
+          nextMs = deadlineAfter(deadlineMs, ticks * intervalMs);
+          while (nextMs <= nowMs) nextMs = deadlineAfter(deadlineMs, ++ticks * intervalMs);
+        } else nextMs = nowMs;
       }
       // "burst": keep the absolute schedule; one tick per pass until caught up.
     }

@@ -261,6 +261,26 @@ Deno.test("interval(): NaN and negative periods mean 0: one tick per loop pass",
   await loop.close();
 });
 
+Deno.test(`setInterval, missed: "skip": a stall ending on a tick of the grid fires once, not twice`, async () => {
+  // (5.6 - 1.4) / 0.7 rounds to one tick short of 6: the next tick after a stall to 5.6 must
+  // still come after 5.6.
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, missed: "skip" });
+  const firedAt: number[] = [];
+  const timer = loop.setInterval(() => firedAt.push(clock.now()), 0.7);
+  clock.set(0.7);
+  loop.runOnce(); // tick 1; the next is due at 1.4
+  clock.set(1.4 + 6 * 0.7); // a stall: five ticks are missed
+  loop.runOnce();
+  loop.runOnce(); // the same instant again: nothing more is due
+  assert.deepEqual(firedAt, [0.7, 5.6]);
+  clock.set(6.4); // past the next tick of the grid (6.3)
+  loop.runOnce();
+  assert.equal(firedAt.length, 3);
+  loop.clearInterval(timer);
+  await loop.close();
+});
+
 Deno.test("interval() never ticks early on a clock far from zero, where adding the period rounds", async () => {
   // At 1e12 ms a float step is ~1.2e-4 ms: 1e12 + 1e-5 is 1e12 itself.
   for (const periodMs of [1e-5, 0.1]) {
