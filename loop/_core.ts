@@ -904,6 +904,27 @@ export class LoopCore {
     // Anything else, or an unknown or stale id: a no-op, as in browsers and Node.
   }
 
+  /**
+   * For install()'s clear functions: clears a handle (on its own loop) or an id this loop issued,
+   * pending or not, and returns true; returns false for anything else (the timers install()
+   * replaced may know it). `undefined` and `null` count as handled.
+   */
+  clearOwn(handle: unknown): boolean {
+    if (handle instanceof TimerNode || handle instanceof ImmediateNode) {
+      handle.close();
+      return true;
+    }
+    if (handle === undefined || handle === null) return true;
+    if (typeof handle === "number" || typeof handle === "string") {
+      const id = Number(handle);
+      const found = this.timersById?.get(id);
+      if (found instanceof TimerNode) this.clearTimer(found);
+      else if (found instanceof ImmediateNode) this.clearImmediate(found);
+      return found !== undefined || (Number.isInteger(id) && id >= 1 && id < this.nextId);
+    }
+    return false;
+  }
+
   indexTimer(timer: TimerNode | ImmediateNode): void {
     if (timer.indexed) return;
     if (timer instanceof TimerNode) {

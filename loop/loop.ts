@@ -7,6 +7,7 @@
 import { EMPTY_ARGS, LoopCore } from "./_core.ts";
 import {
   kAfterCheckpoint,
+  kClearOwn,
   kCreateDefault,
   kMicrotaskSeq,
   kPromiseRuntime,
@@ -454,6 +455,11 @@ export class Loop implements AsyncDisposable {
   /** @internal Tracks a pending helper so close() can reject it. */
   [kTrack](resource: TrackedResource): void {
     this.#core.track(resource);
+  }
+
+  /** @internal install()'s clear: false for an id or object this loop never issued. */
+  [kClearOwn](handle: unknown): boolean {
+    return this.#core.clearOwn(handle);
   }
 
   /** @internal Forgets a settled helper. */

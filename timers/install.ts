@@ -6,6 +6,7 @@
 import { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import { clampNestedTimer } from "../loop/_core.ts";
+import { kClearOwn } from "../loop/_internal.ts";
 import type { Timer } from "../loop/types.ts";
 
 /** Options for {@linkcode install}. */
@@ -45,44 +46,57 @@ function nodeDelay(delayMs: unknown): number {
   return value >= 1 && value <= NODE_TIMEOUT_MAX_MS ? value : 1;
 }
 
-function webTimers(loop: Loop): Record<Name, AnyFunction> {
+/**
+ * The installed `clearTimeout`, `clearInterval` or `clearImmediate`: the loop's timers, else (a
+ * Deno timer, say, set before the installation) the function it replaced, through `forward`.
+ */
+function clearFunction(loop: Loop, name: Name, forward: Forward): AnyFunction {
+  return (timer?: unknown): void => {
+    if (!loop[kClearOwn](timer)) forward(name, timer);
+  };
+}
+
+/** Hands a clear call the loop does not know to the function the installation replaced. */
+type Forward = (name: Name, timer: unknown) => void;
+
+function webTimers(loop: Loop, forward: Forward): Record<Name, AnyFunction> {
   return {
     setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
       const timer = loop.setTimeout(callback, delayMs, ...args);
       clampNestedTimer(timer);
       return Number(timer);
     },
-    clearTimeout: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearTimeout: clearFunction(loop, "clearTimeout", forward),
     setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
       const timer = loop.setInterval(callback, delayMs, ...args);
       clampNestedTimer(timer);
       return Number(timer);
     },
-    clearInterval: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearInterval: clearFunction(loop, "clearInterval", forward),
     setImmediate(callback: AnyFunction, ...args: unknown[]): number {
       return Number(loop.setImmediate(callback, ...args));
     },
-    clearImmediate: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearImmediate: clearFunction(loop, "clearImmediate", forward),
     queueMicrotask(callback: () => void): void {
       loop.queueMicrotask(callback);
     },
   };
 }
 
-function nodeTimers(loop: Loop): Record<Name, AnyFunction> {
+function nodeTimers(loop: Loop, forward: Forward): Record<Name, AnyFunction> {
   return {
     setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
       return loop.setTimeout(callback, nodeDelay(delayMs), ...args);
     },
-    clearTimeout: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearTimeout: clearFunction(loop, "clearTimeout", forward),
     setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
       return loop.setInterval(callback, nodeDelay(delayMs), ...args);
     },
-    clearInterval: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearInterval: clearFunction(loop, "clearInterval", forward),
     setImmediate(callback: AnyFunction, ...args: unknown[]): Timer {
       return loop.setImmediate(callback, ...args);
     },
-    clearImmediate: (timer?: Timer | number): void => loop.clearTimeout(timer),
+    clearImmediate: clearFunction(loop, "clearImmediate", forward),
     queueMicrotask(callback: () => void): void {
       loop.queueMicrotask(callback);
     },
@@ -132,6 +146,14 @@ class Installation implements Disposable {
     }
   }
 
+  /** Calls the function this installation replaced as `name` (if any) with `timer`. */
+  forward(name: Name, timer: unknown): void {
+    const descriptor = this.#saved?.[NAMES.indexOf(name)];
+    if (descriptor === undefined) return; // none, or disposed
+    const original = "value" in descriptor ? descriptor.value : descriptor.get?.call(this.#target);
+    if (typeof original === "function") original.call(this.#target, timer);
+  }
+
   [Symbol.dispose](): void {
     const saved = this.#saved;
     if (saved === null) return;
@@ -169,6 +191,11 @@ class Installation implements Disposable {
  * With a `VirtualClock` loop this is a deterministic fake time for code that calls the global
  * timers, the job of `@std/testing`'s `FakeTime`: the loop jumps to each deadline when idle. The
  * loop's own idle waits keep using Deno's timers, captured at import.
+ *
+ * The installed clear functions clear the loop's handles and ids; anything else (a Deno timer set
+ * before the installation, an id the loop never issued) goes to the function they replaced, so
+ * timers started earlier can still be cleared. (Deno's ids are small integers too: an id the loop
+ * issued is the loop's.)
  *
  * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids and applies
  * HTML's nesting clamp to the timers it schedules, whatever the loop's `clampNestedTimers` option;
@@ -238,7 +265,9 @@ export function install(
     );
   }
   const theLoop = loop ?? currentLoop();
-  const replacements = mode === "web" ? webTimers(theLoop) : nodeTimers(theLoop);
+  const made: { installation?: Installation } = {};
+  const forward: Forward = (name, timer) => made.installation?.forward(name, timer);
+  const replacements = mode === "web" ? webTimers(theLoop, forward) : nodeTimers(theLoop, forward);
   const saved = NAMES.map((name) => Object.getOwnPropertyDescriptor(target, name));
   // Check everything first, so a refusal changes nothing.
   const extensible = Object.isExtensible(target);
@@ -267,5 +296,5 @@ export function install(
       });
     } else (target as Record<string, unknown>)[name] = value;
   });
-  return new Installation(target, saved, replacements);
+  return made.installation = new Installation(target, saved, replacements);
 }

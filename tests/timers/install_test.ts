@@ -341,3 +341,26 @@ Deno.test("install() does not divert the Deno timers a real-clock FakePoller wai
   await loop.close();
   await installed.close();
 });
+
+Deno.test("the installed clear functions still clear the timers that were there before install()", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const other = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  // A real Deno timer, and a timer of another loop, both set before the installation.
+  const native = setTimeout(() => log.push("native timer"), 0);
+  const foreign = other.setTimeout(() => log.push("other loop's timer"), 1);
+  for (const mode of ["web", "node"] as const) {
+    using _timers = install(loop, globalThis, { mode });
+    const id = setTimeout(() => log.push(`${mode}: loop timer`), 5);
+    clearTimeout(native);
+    clearInterval(foreign as unknown as number);
+    clearTimeout(12345); // neither the loop's nor Deno's: a no-op
+    await loop.run();
+    clearTimeout(id); // stale: a no-op
+  }
+  await other.run();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(log, ["web: loop timer", "node: loop timer"]);
+  await loop.close();
+  await other.close();
+});
