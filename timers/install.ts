@@ -42,6 +42,8 @@ type AnyFunction = (...args: any[]) => any;
 const NODE_TIMEOUT_MAX_MS = 2 ** 31 - 1;
 
 function nodeDelay(delayMs: unknown): number {
+  // A Symbol goes on to the loop, which refuses it in the house format.
+  if (typeof delayMs === "symbol") return delayMs as unknown as number;
   const value = Number(delayMs);
   return value >= 1 && value <= NODE_TIMEOUT_MAX_MS ? value : 1;
 }

@@ -364,3 +364,21 @@ Deno.test("the installed clear functions still clear the timers that were there 
   await loop.close();
   await other.close();
 });
+
+Deno.test("node mode: a Symbol delay is a TypeError in the house format, as on the loop", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const target = {} as Timers;
+  using _timers = install(loop, target, { mode: "node" });
+  const delay = Symbol("soon") as never;
+  for (const schedule of [target.setTimeout, target.setInterval]) {
+    assert.throws(
+      () => schedule(() => {}, delay),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message ===
+          "Cannot schedule a timer as the delay must convert to a number: current value is Symbol(soon)",
+    );
+  }
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.close();
+});
