@@ -79,6 +79,12 @@ export class EpollPoller implements Poller {
   #closing: Promise<void> | null = null;
   #parked: Promise<number> | null = null;
   #wakePending = false;
+  /**
+   * An `EPOLL_CTL_DEL` failed: the fd was closed (or its number reused) while registered, so the
+   * kernel may still hold its open file (kept open by a dup, a child, a passed fd) where no fd
+   * number reaches it, and report it on every wait. The next wait rebuilds the set without it.
+   */
+  #orphaned = false;
 
   // fd-indexed registration table. interest 0 = not registered.
   #interests = new Uint8Array(INITIAL_TABLE_SIZE);
@@ -179,7 +185,9 @@ export class EpollPoller implements Poller {
     // already removed it from the epoll set), no later wait may report it.
     this.#interests[fd] = 0;
     if (this.#ctlRaw(EPOLL_CTL_DEL, fd, 0, 0, 0) < 0) {
-      throw this.#errnoError("epoll_ctl", `fd ${fd} was unregistered, but the kernel said`);
+      const error = this.#errnoError("epoll_ctl", `fd ${fd} was unregistered, but the kernel said`);
+      this.#orphaned = true;
+      throw error;
     }
   }
 
@@ -213,6 +221,7 @@ export class EpollPoller implements Poller {
     // call here, measured on a socketpair ping-pong, where every wait is a zero-timeout poll).
     const precise = this.#hasPwait2 && (ms !== Math.trunc(ms) || ms > MAX_TIMEOUT_MS);
     this.#checkOpen(precise ? "epoll_pwait2" : "epoll_wait");
+    if (this.#orphaned && this.#parked === null) this.#rebuild();
     const buffers = this.#sync = this.#buffersFor(this.#sync, batch.capacity);
     const s = this.#lib.symbols;
     let n: number;
@@ -247,6 +256,7 @@ export class EpollPoller implements Poller {
         new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
       );
     }
+    if (this.#orphaned) this.#rebuild();
     const buffers = this.#async = this.#buffersFor(this.#async, batch.capacity);
     const s = this.#lib.symbols;
     let call: Promise<number>;
@@ -306,6 +316,35 @@ export class EpollPoller implements Poller {
     s.close(this.#wakeFd);
     s.close(this.#epfd);
     this.#lib.close();
+  }
+
+  /**
+   * Replaces the epoll set by a new one holding the waker and every registered fd, dropping
+   * registrations no fd number reaches any more (see `#orphaned`). Only while no wait is parked on
+   * the old set. A registered fd that cannot be added again (closed meanwhile) is reported by
+   * nothing, as before; if its number now names another open file, that file is watched instead,
+   * as poll(2) does. On failure the old set stays and the next wait tries again.
+   */
+  #rebuild(): void {
+    const s = this.#lib.symbols;
+    const epfd = s.epoll_create1(O_CLOEXEC);
+    if (epfd < 0) return;
+    const old = this.#epfd;
+    this.#epfd = epfd;
+    if (this.#ctlRaw(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN, this.#wakeFd, WAKER_GEN) < 0) {
+      this.#epfd = old;
+      s.close(epfd);
+      return;
+    }
+    const interests = this.#interests;
+    for (let fd = 0; fd < interests.length; fd++) {
+      const interest = interests[fd];
+      if (interest !== 0) {
+        this.#ctlRaw(EPOLL_CTL_ADD, fd, interestToEpoll(interest), fd, this.#gens[fd]);
+      }
+    }
+    s.close(old);
+    this.#orphaned = false;
   }
 
   #decode(buffers: WaitBuffers, n: number, batch: EventBatch, mayDrain: boolean): number {

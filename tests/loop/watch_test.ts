@@ -1,7 +1,7 @@
 // loop.watch() on real fds made by the test (pipes, socketpairs, eventfd) and on a FakePoller.
 import assert from "node:assert/strict";
 import { type ErrorContext, Loop, VirtualClock, type WatchEvent } from "../../mod.ts";
-import { FakePoller, HANGUP, PollerError, READABLE } from "../../poller/mod.ts";
+import { createPoller, FakePoller, HANGUP, PollerError, READABLE } from "../../poller/mod.ts";
 import { drain, FdScope, openFile, read, write } from "../_fd.ts";
 
 function copy(event: WatchEvent): Omit<WatchEvent, "bits"> {
@@ -362,4 +362,44 @@ Deno.test("an interest flag that is not a boolean is a TypeError, never read as 
   assert.equal(poller.interestOf(3), READABLE, "a refused modify changes nothing");
   watch.close();
   await poller.close();
+});
+
+Deno.test("a watch closed after its fd, the file kept open by a dup: the idle loop sleeps, no busy loop", async () => {
+  // epoll registers the open file: with a dup keeping it open, closing the fd first left it in the
+  // kernel's set after watch.close(), and every idle wait returned at once (1,000+ in 100 ms).
+  const libc = Deno.dlopen("libc.so.6", { dup: { parameters: ["i32"], result: "i32" } });
+  try {
+    using fds = new FdScope();
+    const [readFd, writeFd] = fds.pipe();
+    fds.track(libc.symbols.dup(readFd));
+    let waits = 0;
+    await using loop = new Loop({
+      poller: () => {
+        const poller = createPoller();
+        const waitAsync = poller.waitAsync.bind(poller);
+        const wait = poller.wait.bind(poller);
+        poller.waitAsync = (batch, timeoutMs) => {
+          waits++;
+          return waitAsync(batch, timeoutMs);
+        };
+        poller.wait = (batch, timeoutMs) => {
+          if (timeoutMs !== 0) waits++;
+          return wait(batch, timeoutMs);
+        };
+        return poller;
+      },
+    });
+    const watch = loop.watch(readFd, { readable: true }, () => {});
+    write(writeFd, "x");
+    loop.submit(() => {
+      fds.close(readFd); // the wrong order, which the README warns about
+      watch.close();
+      loop.setTimeout(() => {}, 50);
+    });
+    await loop.run();
+    // A handful of waits (spurious wakeups are allowed), not one per spin.
+    assert.ok(waits <= 10, `${waits} waits in 50 ms`);
+  } finally {
+    libc.close();
+  }
 });

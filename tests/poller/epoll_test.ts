@@ -1,6 +1,7 @@
 // The behavioural suite against the epoll backend, over pipes and over AF_UNIX socketpairs.
 import assert from "node:assert/strict";
-import { createPoller, PollerError, READABLE } from "../../poller/mod.ts";
+import { createPoller, EventBatch, PollerError, READABLE } from "../../poller/mod.ts";
+import { FdScope, write } from "../_fd.ts";
 import { createEpollPoller } from "../../poller/_epoll/mod.ts";
 import { pipePair, regularFile, socketPair } from "./_pairs.ts";
 import { pollerSuite } from "./_suite.ts";
@@ -71,6 +72,63 @@ Deno.test({
       } finally {
         await poller.close();
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an fd closed while registered, its file kept open by a dup: once unregistered, waits sleep again (epoll and poll(2))",
+  ignore: !linux,
+  async fn() {
+    // epoll registers the open file, not the fd number: closing the fd while a dup keeps the file
+    // open leaves the registration in the kernel, where EPOLL_CTL_DEL can no longer name it. If
+    // the poller kept it, every wait would return at once (the file stays readable): a busy loop.
+    const dup = Deno.dlopen("libc.so.6", { dup: { parameters: ["i32"], result: "i32" } });
+    try {
+      for (const backend of ["epoll", "poll"] as const) {
+        using fds = new FdScope();
+        const [readFd, writeFd] = fds.pipe();
+        const copy = fds.track(dup.symbols.dup(readFd));
+        assert.ok(copy >= 0, "dup");
+        const poller = createPoller({ backend });
+        const batch = new EventBatch(8);
+        try {
+          poller.register(readFd, 1, READABLE);
+          write(writeFd, "x");
+          fds.close(readFd);
+          try {
+            poller.unregister(readFd);
+          } catch (error) {
+            assert.ok(error instanceof PollerError, `${backend}: ${error}`);
+          }
+          // Spurious wakeups are allowed, but not for ever: after one, the waits sleep.
+          poller.wait(batch, 0);
+          for (const timeoutMs of [10, 10]) {
+            const start = performance.now();
+            assert.equal(poller.wait(batch, timeoutMs), 0, backend);
+            const elapsed = performance.now() - start;
+            assert.ok(
+              elapsed >= timeoutMs,
+              `${backend}: wait(${timeoutMs}) returned after ${elapsed} ms`,
+            );
+          }
+          const start = performance.now();
+          assert.equal(await poller.waitAsync(batch, 10), 0, backend);
+          const elapsed = performance.now() - start;
+          assert.ok(elapsed >= 10, `${backend}: waitAsync(10) returned after ${elapsed} ms`);
+          // The poller still works for fds registered afterwards.
+          const [r2, w2] = fds.pipe();
+          poller.register(r2, 2, READABLE);
+          write(w2, "y");
+          assert.equal(poller.wait(batch, 5000), 1, backend);
+          assert.equal(batch.tokens[0], 2);
+        } finally {
+          await poller.close();
+        }
+      }
+    } finally {
+      dup.close();
     }
   },
 });
