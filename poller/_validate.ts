@@ -51,7 +51,7 @@ export function checkInterest(interest: unknown, action: string): void {
 
 /**
  * Validates a wait timeout and normalises it: `-1` for "forever" (negative or `Infinity`),
- * otherwise the finite, non-negative ms value (fractional kept).
+ * otherwise the finite, non-negative ms value (fractional kept; `-0` becomes `0`).
  */
 export function normaliseTimeout(timeoutMs: unknown): number {
   if (typeof timeoutMs !== "number") {
@@ -63,7 +63,8 @@ export function normaliseTimeout(timeoutMs: unknown): number {
     throw new RangeError("Cannot wait as the timeout must not be NaN: current value is NaN");
   }
   if (timeoutMs < 0 || timeoutMs === Infinity) return -1;
-  return timeoutMs;
+  // `+ 0` turns -0 into 0: Deno's FFI refuses -0 as an i32 (the ms of poll and epoll_wait).
+  return timeoutMs + 0;
 }
 
 /** Throws unless `batch` looks like an EventBatch (cheap: hot path). */

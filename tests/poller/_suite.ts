@@ -278,6 +278,20 @@ export function pollerSuite(target: PollerSuiteTarget): void {
     poller.unregister(a.fd);
   });
 
+  test("a timeout of -0 ms polls like 0, never the FFI's TypeError", async (poller, pair) => {
+    // -0 comes out of ordinary arithmetic (Math.ceil(-0.5), Math.round(-0.2)); Deno's FFI
+    // refuses it as an i32.
+    const { a, b } = pair();
+    const batch = new EventBatch(8);
+    poller.register(a.fd, 1, READABLE);
+    assert.equal(poller.wait(batch, -0), 0);
+    assert.equal(await poller.waitAsync(batch, -0), 0);
+    assert.equal(b.write(BYTE), 1);
+    assert.equal(poller.wait(batch, 5000), 1);
+    assert.equal(poller.wait(batch, -0), 1);
+    assert.equal(await settles(poller.waitAsync(batch, -0), "waitAsync(-0)"), 1);
+  });
+
   test("1,000 registered fds with a few ready", (poller, pair) => {
     const pairs: Pair[] = [];
     for (let i = 0; i < 1000; i++) {
