@@ -97,8 +97,9 @@ export interface Poller {
   /** Stops watching `fd`. Unregistering an fd that is not registered throws `PollerError`. */
   unregister(fd: number): void;
   /**
-   * Whether `fd` can be polled for `interest` on this backend (epoll refuses regular files; AFD
-   * polls only sockets). Never throws for a bad fd: returns `false`.
+   * Whether `fd` can be polled for `interest` on this backend (epoll refuses regular files,
+   * directories and `/dev/null`; poll(2) accepts any open fd; AFD polls only sockets). Never throws
+   * for a bad fd: returns `false`.
    */
   supports(fd: number, interest: number): boolean;
   /**

@@ -132,3 +132,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "supports(): epoll refuses a regular file, a directory and /dev/null, poll(2) accepts them; both take sockets (as the README says)",
+  ignore: !linux,
+  async fn() {
+    using fds = new FdScope();
+    const file = fds.openFile(new URL(import.meta.url).pathname);
+    const directory = fds.openFile(new URL(".", import.meta.url).pathname);
+    const devNull = fds.openFile("/dev/null");
+    const [socket] = fds.socketpair();
+    for (const backend of ["epoll", "poll"] as const) {
+      const poller = createPoller({ backend });
+      try {
+        for (const fd of [file, directory, devNull]) {
+          assert.equal(poller.supports(fd, READABLE), backend === "poll", `${backend}: fd ${fd}`);
+        }
+        assert.equal(poller.supports(socket, READABLE), true, backend);
+      } finally {
+        await poller.close();
+      }
+    }
+  },
+});
