@@ -44,7 +44,7 @@ function runsOn(backend: RealBackend, os: string): boolean {
  * @returns A new poller; close it with {@linkcode Poller.close}.
  * @throws {PollerUnavailableError} With reason `"permission"` when `--allow-ffi` is not granted,
  * or `"platform"` when this OS/arch has no backend (or not the one asked for).
- * @throws {TypeError} When `options.backend` is not a backend name.
+ * @throws {TypeError} When `options` is not an object or `options.backend` is not a backend name.
  * @throws {PollerError} When the kernel refuses to create the poller (e.g. `EMFILE`).
  *
  * @example Polling once
@@ -60,7 +60,14 @@ function runsOn(backend: RealBackend, os: string): boolean {
  * ```
  */
 export function createPoller(options: CreatePollerOptions = {}): Poller {
-  const requested = options?.backend;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot create a poller as the options must be an object: current value is ${
+        typeof options === "string" ? JSON.stringify(options) : String(options)
+      }`,
+    );
+  }
+  const requested = options.backend;
   if (requested !== undefined && !BACKENDS.includes(requested)) {
     throw new TypeError(
       `Cannot create a poller as the backend must be one of ${

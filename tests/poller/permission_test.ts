@@ -68,6 +68,17 @@ Deno.test("createPoller rejects an unknown backend name", async () => {
   );
 });
 
+Deno.test("createPoller refuses options that are not an object (a backend name alone, null)", async () => {
+  const { createPoller } = await import("../../poller/mod.ts");
+  for (const options of ["epoll", null, 1]) {
+    assert.throws(
+      () => createPoller(options as never),
+      (error: unknown) =>
+        error instanceof TypeError && /options must be an object/.test(error.message),
+    );
+  }
+});
+
 Deno.test("createPoller refuses a backend this platform cannot run", async () => {
   const { createPoller, PollerUnavailableError } = await import("../../poller/mod.ts");
   const foreign = Deno.build.os === "windows" ? "epoll" : "iocp";
