@@ -542,7 +542,14 @@ function checkPoller(poller: unknown, what: string): asserts poller is Poller {
 
 function validateFd(fd: unknown): asserts fd is number {
   if (typeof fd !== "number") {
-    throw new TypeError(`Cannot watch an fd as it must be a number: current value is ${typeof fd}`);
+    const shown = typeof fd === "string"
+      ? JSON.stringify(fd)
+      : typeof fd === "function"
+      ? "a function"
+      : typeof fd === "object" && fd !== null
+      ? Object.prototype.toString.call(fd)
+      : String(fd);
+    throw new TypeError(`Cannot watch an fd as it must be a number: current value is ${shown}`);
   }
   if (!Number.isSafeInteger(fd) || fd < 0) {
     throw new RangeError(

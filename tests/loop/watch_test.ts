@@ -403,3 +403,21 @@ Deno.test("a watch closed after its fd, the file kept open by a dup: the idle lo
     libc.close();
   }
 });
+
+Deno.test("a non-number fd is a TypeError that shows the value, not just its type", async () => {
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const cases: [unknown, string][] = [["3", '"3"'], [3n, "3"], [null, "null"], [
+    {},
+    "[object Object]",
+  ]];
+  for (const [fd, shown] of cases) {
+    assert.throws(
+      () => loop.watch(fd as never, { readable: true }, () => {}),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message === `Cannot watch an fd as it must be a number: current value is ${shown}`,
+    );
+  }
+  await poller.close();
+});
