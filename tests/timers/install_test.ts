@@ -173,7 +173,7 @@ async function nestedChain(mode: "web" | "node" | undefined, clampLoop = false):
   return firedAt;
 }
 
-Deno.test("web mode clamps nested timers as HTML does; node mode and plain loops do not", async () => {
+Deno.test("web mode clamps nested timers from the sixth on, as browsers do (HTML's text says the seventh); node mode and plain loops do not", async () => {
   // The sixth nested timer onwards waits at least 4 ms.
   assert.deepEqual(await nestedChain("web"), [0, 0, 0, 0, 0, 4, 8, 12, 16]);
   assert.deepEqual(await nestedChain(undefined, true), [0, 0, 0, 0, 0, 4, 8, 12, 16]);
