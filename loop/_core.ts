@@ -540,6 +540,32 @@ function checkPoller(poller: unknown, what: string): asserts poller is Poller {
   }
 }
 
+/** Why a run failed: the first error, and any that siblings threw before the loop could stop. */
+interface Failure {
+  error: unknown;
+  more: unknown[] | null;
+}
+
+/**
+ * What run(), runOnce() or close() rejects with: the error; when more callbacks threw before the
+ * loop stopped (siblings in one microtask checkpoint, onClose callbacks), an AggregateError of all
+ * of them in order, so that none is silently dropped.
+ */
+function failureError(failure: Failure): unknown {
+  if (failure.more === null) return failure.error;
+  const errors = [failure.error, ...failure.more];
+  let first: string;
+  try {
+    first = failure.error instanceof Error ? failure.error.message : String(failure.error);
+  } catch {
+    first = Object.prototype.toString.call(failure.error);
+  }
+  return new AggregateError(
+    errors,
+    `${errors.length} callbacks threw before the loop could stop; the first: ${first}`,
+  );
+}
+
 function validateFd(fd: unknown): asserts fd is number {
   if (typeof fd !== "number") {
     const shown = typeof fd === "string"
@@ -640,7 +666,7 @@ export class LoopCore {
   accept = ACCEPTING;
   inBatch = false;
   stopRequested = false;
-  failure: { error: unknown } | null = null;
+  failure: Failure | null = null;
   closeRequested = false;
   closeDeferred: CloseDeferred | null = null;
   autoStartScheduled = false;
@@ -1173,7 +1199,8 @@ export class LoopCore {
   }
 
   fail(error: unknown): void {
-    if (this.failure === null) this.failure = { error };
+    if (this.failure === null) this.failure = { error, more: null };
+    else (this.failure.more ??= []).push(error);
     this.stopRequested = true;
     if (this.parked) this.wakeParked();
   }
@@ -1854,7 +1881,7 @@ export class LoopCore {
     const failure = this.failure; // this iteration's, not the close's (see run())
     this.failure = null;
     if (this.closeRequested) this.startClose();
-    if (failure !== null) throw failure.error;
+    if (failure !== null) throw failureError(failure);
     return this.alive();
   }
 
@@ -1911,7 +1938,7 @@ export class LoopCore {
       if (failure !== null && this.alive()) this.armRestart();
       else this.armDormantWake();
     }
-    if (failure !== null) throw failure.error;
+    if (failure !== null) throw failureError(failure);
   }
 
   stop(): void {
@@ -2180,7 +2207,7 @@ export class LoopCore {
     const finish = () => {
       const failure = this.failure;
       this.failure = null;
-      if (failure !== null) deferred.reject(failure.error);
+      if (failure !== null) deferred.reject(failureError(failure));
       else deferred.resolve(report);
     };
     if (poller === null) finish();

@@ -319,8 +319,10 @@ export class Loop implements AsyncDisposable {
    * Runs the loop until nothing ref'd is left (timers, watches, queued work, pending helpers), or
    * until {@linkcode Loop.stop}. May be called again later.
    *
-   * @returns A promise that resolves when the loop stops, or rejects with the first error a callback
-   * threw when there is no `onError` (the loop stops; queued work stays queued).
+   * @returns A promise that resolves when the loop stops, or rejects with the error a callback threw
+   * when there is no `onError` (the loop stops; queued work stays queued). If more callbacks threw
+   * before it could stop (siblings in one microtask checkpoint), with an `AggregateError` of all of
+   * them, in order.
    * @throws {LoopStateError} If the loop is already running, or `run()` is called from its callback.
    * @throws {LoopClosedError} If the loop is closed.
    *
@@ -345,7 +347,8 @@ export class Loop implements AsyncDisposable {
    * embedding and step-by-step tests; on a virtual clock, move time with the clock itself.
    *
    * @returns Whether ref'd work remains.
-   * @throws The first error a callback threw, when there is no `onError`.
+   * @throws The error a callback threw, when there is no `onError` (an `AggregateError` when
+   * several did, as in {@linkcode Loop.run}).
    *
    * @example
    * ```ts

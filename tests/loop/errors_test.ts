@@ -31,6 +31,32 @@ Deno.test("a microtask error fails fast too, after the checkpoint finishes", asy
   await loop.close();
 });
 
+Deno.test("errors sibling microtasks throw after the first are not dropped: run() rejects with all of them, in order", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const first = new RangeError("first");
+  const second = new TypeError("second");
+  loop.submit(() => {
+    loop.queueMicrotask(() => {
+      throw first;
+    });
+    loop.queueMicrotask(() => {
+      throw second;
+    });
+  });
+  await assert.rejects(loop.run(), (error: unknown) => {
+    assert.ok(error instanceof AggregateError);
+    assert.deepEqual(error.errors, [first, second]);
+    assert.match(error.message, /^2 callbacks threw before the loop could stop; the first: first$/);
+    return true;
+  });
+  // A single error is still thrown as itself, by runOnce() too.
+  loop.submit(() => {
+    throw first;
+  });
+  assert.throws(() => loop.runOnce(), (error: unknown) => error === first);
+  await loop.close();
+});
+
 Deno.test("onError receives every error with its context and the loop goes on", async () => {
   const seen: Array<[unknown, ErrorContext]> = [];
   const loop = new Loop({
