@@ -177,12 +177,18 @@ function deadline(
     out.error(ERR_INT);
     return null;
   }
-  const ms = Number(value) * unitMs;
-  if ((!allowNonPositive && ms <= 0) || !Number.isSafeInteger(ms) || Math.abs(ms) > 2 ** 62) {
+  // As Redis: the value times the unit, and the absolute Unix deadline in ms, must fit in an
+  // int64 (SET/SETEX/PSETEX also want it positive). Beyond 2^53 the deadline is approximate.
+  let valid = allowNonPositive || value > 0;
+  if (valid && (typeof value === "bigint" || !Number.isSafeInteger(value * unitMs))) {
+    const ms = BigInt(value) * BigInt(unitMs);
+    valid = ms <= INT64_MAX - BigInt(Date.now()) && ms >= INT64_MIN;
+  }
+  if (!valid) {
     out.error(`ERR invalid expire time in '${commandName}' command`);
     return null;
   }
-  return engine.keyspace.now() + ms;
+  return engine.keyspace.now() + Number(value) * unitMs;
 }
 
 function set(engine: Engine, c: Command, out: OutputBuffer): void {
