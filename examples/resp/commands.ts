@@ -196,21 +196,28 @@ function set(engine: Engine, c: Command, out: OutputBuffer): void {
   let xx = false;
   let get = false;
   let keepTtl = false;
-  let expiresAtMs = Infinity;
-  let expirySeen = false;
+  let expiryArg = 0; // the index of the last EX/PX value (0: none)
+  let unitMs = 0; // 1000 after EX, 1 after PX
+  // As Redis: every option is read first (EX, PX and KEEPTTL may repeat, the last value wins, but
+  // not mix), then the expire time is checked.
   for (let i = 3; i < c.argc; i++) {
     if (c.is(i, "nx") && !xx) nx = true;
     else if (c.is(i, "xx") && !nx) xx = true;
     else if (c.is(i, "get")) get = true;
-    else if (c.is(i, "keepttl") && !expirySeen) keepTtl = expirySeen = true;
-    else if ((c.is(i, "ex") || c.is(i, "px")) && !expirySeen && i + 1 < c.argc) {
-      const unit = c.is(i, "ex") ? 1000 : 1;
-      const at = deadline(engine, c, i + 1, unit, "set", false, out);
-      if (at === null) return;
-      expiresAtMs = at;
-      expirySeen = true;
-      i++;
+    else if (c.is(i, "keepttl") && unitMs === 0) keepTtl = true;
+    else if (c.is(i, "ex") && !keepTtl && unitMs !== 1 && i + 1 < c.argc) {
+      expiryArg = ++i;
+      unitMs = 1000;
+    } else if (c.is(i, "px") && !keepTtl && unitMs !== 1000 && i + 1 < c.argc) {
+      expiryArg = ++i;
+      unitMs = 1;
     } else return out.error(ERR_SYNTAX);
+  }
+  let expiresAtMs = Infinity;
+  if (expiryArg !== 0) {
+    const at = deadline(engine, c, expiryArg, unitMs, "set", false, out);
+    if (at === null) return;
+    expiresAtMs = at;
   }
   const key = c.key(1);
   const ks = engine.keyspace;

@@ -77,3 +77,25 @@ Deno.test("redis compat: large expire times within int64 milliseconds are accept
   assertEquals(send(cmd("TTL", "k")), ":-1\r\n");
   await close();
 });
+
+Deno.test("redis compat: SET reads all its options before it checks the expire time", async () => {
+  const { send, cmd, close } = setup();
+  // A repeated EX, PX or KEEPTTL is allowed, and the last expire time wins.
+  assertEquals(send(cmd("SET", "k", "v", "PX", "5000", "PX", "20000")), "+OK\r\n");
+  assertEquals(send(cmd("PTTL", "k")), ":20000\r\n");
+  assertEquals(send(cmd("SET", "k", "v", "EX", "abc", "EX", "10")), "+OK\r\n");
+  assertEquals(send(cmd("TTL", "k")), ":10\r\n");
+  assertEquals(send(cmd("SET", "k", "v", "KEEPTTL", "KEEPTTL")), "+OK\r\n");
+  assertEquals(send(cmd("TTL", "k")), ":10\r\n");
+  // A syntax error anywhere comes before a bad expire time.
+  assertEquals(send(cmd("SET", "k", "v", "EX", "abc", "FOO")), "-ERR syntax error\r\n");
+  assertEquals(send(cmd("SET", "k", "v", "EX", "0", "NX", "XX")), "-ERR syntax error\r\n");
+  assertEquals(send(cmd("SET", "k", "v", "EX", "10", "PX", "10")), "-ERR syntax error\r\n");
+  assertEquals(send(cmd("SET", "k", "v", "EX", "10", "KEEPTTL")), "-ERR syntax error\r\n");
+  assertEquals(
+    send(cmd("SET", "k", "v", "EX", "-1", "GET")),
+    "-ERR invalid expire time in 'set' command\r\n",
+  );
+  assertEquals(send(cmd("TTL", "k")), ":10\r\n");
+  await close();
+});
