@@ -269,6 +269,15 @@ function ttl(engine: Engine, c: Command, out: OutputBuffer, inMs: boolean): void
   out.integer(inMs ? remainingMs : Math.floor((remainingMs + 500) / 1000));
 }
 
+// FLUSHDB/FLUSHALL [ASYNC|SYNC]: both modes flush at once here.
+function flush(engine: Engine, c: Command, out: OutputBuffer): void {
+  if (c.argc > 2 || (c.argc === 2 && !c.is(1, "async") && !c.is(1, "sync"))) {
+    return out.error(ERR_SYNTAX);
+  }
+  engine.keyspace.clear();
+  out.raw(REPLY_OK);
+}
+
 function configGet(c: Command, out: OutputBuffer): void {
   // Clients (redis-benchmark) read "save" and "appendonly"; answer those plausibly, nothing else.
   const pairs: [string, string][] = [];
@@ -441,20 +450,8 @@ const COMMANDS: Record<string, Spec> = {
     run: (e, c, out) => out.raw(e.keyspace.persist(c.key(1)) ? REPLY_ONE : REPLY_ZERO),
   },
   dbsize: { arity: 1, run: (e, _c, out) => out.integer(e.keyspace.size) },
-  flushdb: {
-    arity: -1,
-    run: (e, _c, out) => {
-      e.keyspace.clear();
-      out.raw(REPLY_OK);
-    },
-  },
-  flushall: {
-    arity: -1,
-    run: (e, _c, out) => {
-      e.keyspace.clear();
-      out.raw(REPLY_OK);
-    },
-  },
+  flushdb: { arity: -1, run: (e, c, out) => flush(e, c, out) },
+  flushall: { arity: -1, run: (e, c, out) => flush(e, c, out) },
   select: {
     arity: 2,
     run: (_e, c, out) => {

@@ -99,3 +99,18 @@ Deno.test("redis compat: SET reads all its options before it checks the expire t
   assertEquals(send(cmd("TTL", "k")), ":10\r\n");
   await close();
 });
+
+Deno.test("redis compat: FLUSHDB/FLUSHALL take only ASYNC or SYNC, and flush nothing otherwise", async () => {
+  const { send, cmd, close } = setup();
+  send(cmd("SET", "k", "v"));
+  for (const name of ["FLUSHDB", "FLUSHALL"]) {
+    assertEquals(send(cmd(name, "FOO")), "-ERR syntax error\r\n");
+    assertEquals(send(cmd(name, "ASYNC", "SYNC")), "-ERR syntax error\r\n");
+    assertEquals(send(cmd("DBSIZE")), ":1\r\n");
+  }
+  assertEquals(send(cmd("FLUSHDB", "async")), "+OK\r\n");
+  send(cmd("SET", "k", "v"));
+  assertEquals(send(cmd("FLUSHALL", "SYNC")), "+OK\r\n");
+  assertEquals(send(cmd("DBSIZE")), ":0\r\n");
+  await close();
+});
