@@ -508,10 +508,11 @@ export class RequestParser {
             i++;
           }
         } else {
-          if (i >= end || isSpace(b[i])) break;
+          if (i >= end) break;
           const ch = b[i];
-          if (ch === 34 && o === argStart) inDouble = true;
-          else if (ch === 39 && o === argStart) inSingle = true;
+          if (ch === 32 || ch === 9 || ch === 13 || ch === 10) break; // not \v or \f, as Redis
+          if (ch === 34) inDouble = true; // a quote opens anywhere in an argument
+          else if (ch === 39) inSingle = true;
           else out[o++] = ch;
           i++;
         }

@@ -11,7 +11,10 @@ import { encodeCommand } from "../../examples/resp/reply.ts";
 
 const enc = new TextEncoder();
 
-/** An engine on a virtual-clock loop; `send` runs raw request bytes and returns the reply bytes. */
+/**
+ * An engine on a virtual-clock loop; `send` runs raw request bytes and returns the reply bytes
+ * (a protocol error's reply included).
+ */
 function setup() {
   const loop = new Loop({ clock: new VirtualClock() });
   const engine = new Engine({ timers: loopExpiryTimers(loop), ioLayer: "test" });
@@ -21,9 +24,10 @@ function setup() {
   /** Runs every complete command in `input`; the replies as latin1 text (one char per byte). */
   const send = (input: string | Uint8Array): string => {
     parser.feed(typeof input === "string" ? enc.encode(input) : input);
-    for (let argc = parser.next(); argc > 0; argc = parser.next()) {
-      engine.execute(parser.command, out, session);
-    }
+    let argc = parser.next();
+    for (; argc > 0; argc = parser.next()) engine.execute(parser.command, out, session);
+    // What both servers send before closing the connection.
+    if (argc < 0) out.error(`ERR Protocol error: ${parser.error}`);
     parser.retain();
     const bytes = out.pending();
     let text = "";
@@ -112,5 +116,22 @@ Deno.test("redis compat: FLUSHDB/FLUSHALL take only ASYNC or SYNC, and flush not
   send(cmd("SET", "k", "v"));
   assertEquals(send(cmd("FLUSHALL", "SYNC")), "+OK\r\n");
   assertEquals(send(cmd("DBSIZE")), ":0\r\n");
+  await close();
+});
+
+Deno.test("redis compat: inline commands split arguments as Redis's sdssplitargs", async () => {
+  const { send, close } = setup();
+  // A quote opens a quoted part anywhere in an argument, not only at its start.
+  assertEquals(send('ECHO ab"c d"\r\n'), "$5\r\nabc d\r\n");
+  assertEquals(send("ECHO a'b c'\r\n"), "$4\r\nab c\r\n");
+  // Only space, tab, CR and LF end an argument; leading \v and \f are skipped as blanks.
+  assertEquals(send("ECHO a\x0bb\r\n"), "$3\r\na\x0bb\r\n");
+  assertEquals(send("ECHO a\x0cb\r\n"), "$3\r\na\x0cb\r\n");
+  assertEquals(send("\x0b\x0cPING\r\n"), "+PONG\r\n");
+  // The closing quote must still end the argument.
+  assertEquals(
+    send('ECHO a"b"\r\nECHO x"y"z\r\n'),
+    "$2\r\nab\r\n-ERR Protocol error: unbalanced quotes in request\r\n",
+  );
   await close();
 });
