@@ -69,6 +69,7 @@ interface Spec {
 const ERR_INT = "ERR value is not an integer or out of range";
 const ERR_SYNTAX = "ERR syntax error";
 const ERR_OVERFLOW = "ERR increment or decrement would overflow";
+const ERR_CLIENT_NAME = "ERR Client names cannot contain spaces, newlines or special characters.";
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 
@@ -480,9 +481,7 @@ const COMMANDS: Record<string, Spec> = {
     run: (_e, c, out, session) => {
       if (c.is(1, "setname") && c.argc === 3) {
         if (!isValidClientName(c, 2)) {
-          return out.error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-          );
+          return out.error(ERR_CLIENT_NAME);
         }
         session.name = c.length(2) === 0 ? null : c.key(2);
         return out.raw(REPLY_OK);
@@ -522,9 +521,30 @@ const COMMANDS: Record<string, Spec> = {
   hello: {
     arity: -1,
     run: (_e, c, out, session) => {
-      if (c.argc >= 2 && argInt(c, 1) !== 2) {
-        return out.error("NOPROTO sorry, this protocol version is not supported");
+      // As Redis: HELLO [protover [AUTH username password] [SETNAME clientname]], the version
+      // checked first, then the options; RESP3 is refused once the options are known valid.
+      const version = c.argc >= 2 ? argInt(c, 1) : 2;
+      if (version === null) {
+        return out.error("ERR Protocol version is not an integer or out of range");
       }
+      const unsupported = "NOPROTO sorry, this protocol version is not supported";
+      if (version !== 2 && version !== 3) return out.error(unsupported);
+      let name = -1;
+      for (let i = 2; i < c.argc; i++) {
+        const more = c.argc - 1 - i;
+        if (c.is(i, "auth") && more >= 2) {
+          // No password is configured: the default user takes any password, as Redis's.
+          if (!c.is(i + 1, "default")) {
+            return out.error("WRONGPASS invalid username-password pair or user is disabled.");
+          }
+          i += 2;
+        } else if (c.is(i, "setname") && more >= 1) {
+          if (!isValidClientName(c, i + 1)) return out.error(ERR_CLIENT_NAME);
+          name = ++i;
+        } else return out.error(`ERR Syntax error in HELLO option '${shown(c, i)}'`);
+      }
+      if (version !== 2) return out.error(unsupported);
+      if (name >= 0) session.name = c.length(name) === 0 ? null : c.key(name);
       const fields: [string, string | number][] = [
         ["server", "redis"],
         ["version", "7.0.0"],

@@ -135,3 +135,40 @@ Deno.test("redis compat: inline commands split arguments as Redis's sdssplitargs
   );
   await close();
 });
+
+Deno.test("redis compat: HELLO checks its version and options, and SETNAME names the client", async () => {
+  const { send, cmd, close } = setup();
+  // Only the RESP2 reply is ours to check; Redis's shows its version and the connection id.
+  const hello2 = /^\*14\r\n\$6\r\nserver\r\n\$5\r\nredis\r\n.*\$7\r\nmodules\r\n\*0\r\n$/s;
+  assertEquals(hello2.test(send(cmd("HELLO"))), true);
+  assertEquals(hello2.test(send(cmd("hello", "2", "setname", "x"))), true);
+  assertEquals(send(cmd("CLIENT", "GETNAME")), "$1\r\nx\r\n");
+  assertEquals(hello2.test(send(cmd("HELLO", "2", "AUTH", "default", "any", "SETNAME", ""))), true);
+  assertEquals(send(cmd("CLIENT", "GETNAME")), "$-1\r\n");
+  assertEquals(
+    send(cmd("HELLO", "x")),
+    "-ERR Protocol version is not an integer or out of range\r\n",
+  );
+  assertEquals(send(cmd("HELLO", "2", "JUNK")), "-ERR Syntax error in HELLO option 'JUNK'\r\n");
+  assertEquals(send(cmd("HELLO", "3", "JUNK")), "-ERR Syntax error in HELLO option 'JUNK'\r\n");
+  assertEquals(
+    send(cmd("HELLO", "2", "SETNAME")),
+    "-ERR Syntax error in HELLO option 'SETNAME'\r\n",
+  );
+  assertEquals(
+    send(cmd("HELLO", "2", "AUTH", "default")),
+    "-ERR Syntax error in HELLO option 'AUTH'\r\n",
+  );
+  assertEquals(
+    send(cmd("HELLO", "2", "SETNAME", "a b")),
+    "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+  );
+  assertEquals(
+    send(cmd("HELLO", "2", "AUTH", "a", "b")),
+    "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+  );
+  // RESP3 is not served (Redis would switch); the NOPROTO prefix is Redis's for other versions.
+  assertEquals(send(cmd("HELLO", "4")).startsWith("-NOPROTO "), true);
+  assertEquals(send(cmd("HELLO", "3")).startsWith("-NOPROTO "), true);
+  await close();
+});
