@@ -297,6 +297,14 @@ function configGet(c: Command, out: OutputBuffer): void {
   }
 }
 
+function wrongSubArgs(out: OutputBuffer, c: Command, container: string): void {
+  out.error(`ERR wrong number of arguments for '${container}|${c.lower(1)}' command`);
+}
+
+function clientInfo(session: Session): string {
+  return `id=${session.id} name=${session.name ?? ""} db=0\n`;
+}
+
 function isValidClientName(c: Command, i: number): boolean {
   for (let k = c.starts[i]; k < c.ends[i]; k++) {
     const b = c.buffer[k];
@@ -479,20 +487,19 @@ const COMMANDS: Record<string, Spec> = {
   client: {
     arity: -2,
     run: (_e, c, out, session) => {
-      if (c.is(1, "setname") && c.argc === 3) {
-        if (!isValidClientName(c, 2)) {
-          return out.error(ERR_CLIENT_NAME);
-        }
+      if (c.is(1, "setname")) {
+        if (c.argc !== 3) return wrongSubArgs(out, c, "client");
+        if (!isValidClientName(c, 2)) return out.error(ERR_CLIENT_NAME);
         session.name = c.length(2) === 0 ? null : c.key(2);
         return out.raw(REPLY_OK);
       }
-      if (c.is(1, "getname")) {
+      if (c.is(1, "getname") || c.is(1, "id") || c.is(1, "info")) {
+        if (c.argc !== 2) return wrongSubArgs(out, c, "client");
+        if (c.is(1, "id")) return out.integer(session.id);
+        if (c.is(1, "info")) return out.bulkText(clientInfo(session));
         return out.bulk(session.name === null ? null : keyToBytes(session.name));
       }
-      if (c.is(1, "id")) return out.integer(session.id);
-      if (c.is(1, "info") || c.is(1, "list")) {
-        return out.bulkText(`id=${session.id} name=${session.name ?? ""} db=0\n`);
-      }
+      if (c.is(1, "list")) return out.bulkText(clientInfo(session));
       // SETINFO, NO-EVICT, NO-TOUCH, TRACKING off, ...: accepted without effect.
       out.raw(REPLY_OK);
     },
@@ -509,11 +516,16 @@ const COMMANDS: Record<string, Spec> = {
     arity: -1,
     run: (_e, c, out) => {
       // Client handshakes (redis-cli asks for COMMAND DOCS): no command table is advertised.
-      if (c.argc >= 2 && c.is(1, "count")) return out.integer(COMMAND_COUNT);
+      if (c.argc >= 2 && c.is(1, "count")) {
+        return c.argc === 2 ? out.integer(COMMAND_COUNT) : wrongSubArgs(out, c, "command");
+      }
       if (c.argc >= 2 && c.is(1, "info")) {
         out.arrayHeader(c.argc - 2);
         for (let i = 2; i < c.argc; i++) out.raw(REPLY_NIL);
         return;
+      }
+      if (c.argc >= 2 && !c.is(1, "docs") && !c.is(1, "list")) {
+        return out.error(`ERR unknown subcommand '${shown(c, 1)}'. Try COMMAND HELP.`);
       }
       out.raw(REPLY_EMPTY_ARRAY);
     },

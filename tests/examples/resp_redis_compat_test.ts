@@ -172,3 +172,18 @@ Deno.test("redis compat: HELLO checks its version and options, and SETNAME names
   assertEquals(send(cmd("HELLO", "3")).startsWith("-NOPROTO "), true);
   await close();
 });
+
+Deno.test("redis compat: CLIENT and COMMAND subcommands check their arguments", async () => {
+  const { send, cmd, close } = setup();
+  const wrong = (name: string) => `-ERR wrong number of arguments for '${name}' command\r\n`;
+  assertEquals(send(cmd("CLIENT", "SETNAME")), wrong("client|setname"));
+  assertEquals(send(cmd("CLIENT", "SETNAME", "a", "b")), wrong("client|setname"));
+  assertEquals(send(cmd("CLIENT", "GETNAME")), "$-1\r\n"); // nothing was named
+  assertEquals(send(cmd("CLIENT", "GETNAME", "x")), wrong("client|getname"));
+  assertEquals(send(cmd("CLIENT", "ID", "x")), wrong("client|id"));
+  assertEquals(send(cmd("CLIENT", "INFO", "x")), wrong("client|info"));
+  assertEquals(send(cmd("command", "count", "x")), wrong("command|count"));
+  assertEquals(send(cmd("COMMAND", "FOO")), "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n");
+  assertEquals(send(cmd("COMMAND", "DOCS", "nosuchcmd")), "*0\r\n");
+  await close();
+});
