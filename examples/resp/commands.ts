@@ -663,7 +663,8 @@ export class Engine {
 
   /**
    * Runs one command and appends its reply to `out`. Never throws for any input: an unexpected
-   * failure becomes an `-ERR` reply.
+   * failure becomes an `-ERR` reply, except a reply refused by `out`'s limit, which leaves
+   * {@linkcode OutputBuffer.exceeded} set and the reply incomplete (the client must be closed).
    */
   execute(c: Command, out: OutputBuffer, session: Session): void {
     this.stats.commands++;
@@ -684,6 +685,7 @@ export class Engine {
     try {
       spec.run(this, c, out, session);
     } catch (error) {
+      if (out.exceeded) return; // the reply passed the output limit: the server closes the client
       out.error(`ERR internal error: ${error instanceof Error ? error.message : String(error)}`);
     }
   }

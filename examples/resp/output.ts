@@ -39,6 +39,12 @@ export const REPLY_ONE: Uint8Array = encoder.encode(":1\r\n");
 export interface OutputBufferOptions {
   /** Initial capacity, and what the buffer shrinks back to once drained (default 16 KiB). */
   initialBytes?: number;
+  /**
+   * Most pending bytes the buffer grows to hold (default: no limit). A write that would need more
+   * throws a `RangeError` and sets {@linkcode OutputBuffer.exceeded}: one command cannot make a
+   * reply larger than the memory it is allowed.
+   */
+  limitBytes?: number;
 }
 
 /**
@@ -54,7 +60,10 @@ export class OutputBuffer {
   end = 0;
   /** Bumped whenever {@linkcode OutputBuffer.bytes} is replaced, so callers can cache its address. */
   generation = 0;
+  /** Set (for good) once a write was refused for passing `limitBytes`; the reply is incomplete. */
+  exceeded = false;
   #initial: number;
+  #limit: number;
 
   /**
    * Makes an empty buffer.
@@ -63,6 +72,7 @@ export class OutputBuffer {
    */
   constructor(options: OutputBufferOptions = {}) {
     this.#initial = options.initialBytes ?? 16 * 1024;
+    this.#limit = options.limitBytes ?? Infinity;
     this.bytes = new Uint8Array(this.#initial);
   }
 
@@ -96,6 +106,14 @@ export class OutputBuffer {
   reserve(n: number): void {
     if (this.bytes.length - this.end >= n) return;
     const pending = this.end - this.start;
+    if (pending + n > this.#limit) {
+      this.exceeded = true;
+      throw new RangeError(
+        `Cannot grow the output buffer as it would pass its limit of ${this.#limit} bytes: current value is ${
+          pending + n
+        }`,
+      );
+    }
     if (this.start > 0 && this.bytes.length - pending >= n && this.start >= pending) {
       // Enough room once the written prefix is dropped, and the copy is no bigger than the gap.
       this.bytes.copyWithin(0, this.start, this.end);

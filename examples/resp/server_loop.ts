@@ -99,7 +99,7 @@ const CANNOT_WATCH = new TextEncoder().encode("-ERR server cannot watch this con
 class Connection {
   readonly fd: number;
   readonly parser: RequestParser;
-  readonly out: OutputBuffer = new OutputBuffer();
+  readonly out: OutputBuffer;
   readonly session: Session;
   watch: Watch | null = null;
   /** The address of out.bytes, valid while outGeneration === out.generation. */
@@ -112,10 +112,11 @@ class Connection {
   closing = false;
   closed = false;
 
-  constructor(fd: number, parser: RequestParser, session: Session) {
+  constructor(fd: number, parser: RequestParser, session: Session, outputLimitBytes: number) {
     this.fd = fd;
     this.parser = parser;
     this.session = session;
+    this.out = new OutputBuffer({ limitBytes: outputLimitBytes });
   }
 }
 
@@ -253,6 +254,7 @@ export class LoopServer {
       fd,
       new RequestParser(this.#parserOptions),
       this.engine.openSession(),
+      this.#hardLimit,
     );
     this.#connections.add(conn);
     try {
@@ -324,6 +326,7 @@ export class LoopServer {
       const argc = parser.next();
       if (argc > 0) {
         engine.execute(parser.command, out, conn.session);
+        if (out.exceeded) break;
         if (conn.session.closeAfterReplies) {
           conn.closing = true;
           break;
@@ -333,7 +336,7 @@ export class LoopServer {
     }
     const pending = out.end - out.start;
     if (pending > this.#stats.maxPendingOutputBytes) this.#stats.maxPendingOutputBytes = pending;
-    if (pending > this.#hardLimit) {
+    if (pending > this.#hardLimit || out.exceeded) {
       this.#stats.outputLimitCloses++;
       return this.#closeNow(conn);
     }

@@ -106,7 +106,7 @@ export class NativeServer {
     const { conn } = client;
     const session: Session = this.engine.openSession();
     const parser = new RequestParser(this.#parserOptions);
-    const out = new OutputBuffer();
+    const out = new OutputBuffer({ limitBytes: this.#hardLimit });
     const buffer = new Uint8Array(this.#readBufferBytes);
     try {
       conn.setNoDelay(true);
@@ -128,7 +128,9 @@ export class NativeServer {
           }
           this.engine.execute(parser.command, out, session);
           if (session.closeAfterReplies) closing = true;
-          if (out.pendingBytes > this.#hardLimit) throw new Error("output limit exceeded");
+          if (out.pendingBytes > this.#hardLimit || out.exceeded) {
+            throw new Error("output limit exceeded");
+          }
           if (out.pendingBytes >= this.#softLimit) {
             parser.retain(); // the write awaits: the read buffer must not be needed meanwhile
             await this.#write(client, out);

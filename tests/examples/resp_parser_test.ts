@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fc from "fast-check";
+import { Engine } from "../../examples/resp/commands.ts";
 import { RequestParser } from "../../examples/resp/parser.ts";
 import { OutputBuffer } from "../../examples/resp/output.ts";
 import { encodeCommand, ReplyReader, scanReply } from "../../examples/resp/reply.ts";
@@ -267,4 +268,27 @@ Deno.test("reply scanner: finds reply ends and waits for incomplete ones", () =>
   assertEquals(counters.errors, 1);
   assertEquals(scanReply(bytes, first, bytes.length), bytes.length);
   for (let end = 0; end < first; end++) assertEquals(scanReply(bytes, 0, end), -1);
+});
+
+Deno.test("output buffer: a limit refuses growth past it, and the engine then adds nothing", () => {
+  const out = new OutputBuffer({ initialBytes: 64, limitBytes: 1024 });
+  out.raw(new Uint8Array(1000));
+  assert.throws(() => out.raw(new Uint8Array(100)), RangeError);
+  assertEquals([out.exceeded, out.pendingBytes], [true, 1000]);
+  // An MGET whose reply would be 64 MiB stops at the limit, with no error reply after it.
+  const engine = new Engine({ timers: { now: () => 0, schedule: () => 0, cancel: () => {} } });
+  const session = engine.openSession();
+  const parser = new RequestParser();
+  const limited = new OutputBuffer({ limitBytes: 256 * 1024 });
+  parser.feed(encodeCommand(["SET", "big", new Uint8Array(64 * 1024)]));
+  parser.feed(encodeCommand(["MGET", ...new Array(1024).fill("big")]));
+  assert.ok(parser.next() > 0);
+  engine.execute(parser.command, limited, session);
+  limited.clear();
+  assert.ok(parser.next() > 0);
+  engine.execute(parser.command, limited, session);
+  assertEquals(limited.exceeded, true);
+  assert.ok(limited.pendingBytes <= 256 * 1024);
+  assert.ok(!new TextDecoder().decode(limited.pending()).includes("-ERR"), "no error reply added");
+  engine.close();
 });

@@ -350,6 +350,23 @@ Deno.test("loop server: a reply beyond the hard output limit closes the client",
   });
 });
 
+Deno.test("loop server: one command's reply stops growing at the hard output limit", async () => {
+  // MGET of one large value many times: a request of a few KB asking for a reply of 64 MiB (or,
+  // scaled up, of more memory than the machine has). It must not be built before the limit is
+  // applied.
+  const limit = 256 * 1024;
+  await withServer("loop", { outputHardLimitBytes: limit }, async ({ port, stats }) => {
+    const client = await TestClient.connect(port);
+    assertEquals(await client.command("SET", "big", new Uint8Array(64 * 1024)), "OK");
+    await client.send(encodeCommand(["MGET", ...new Array(1024).fill("big")]));
+    assertEquals(await client.untilClosed(), []);
+    client.close();
+    assertEquals(stats()!.outputLimitCloses, 1);
+    const max = stats()!.maxPendingOutputBytes;
+    assert.ok(max <= limit, `reply bytes buffered before the close: ${max}`);
+  });
+});
+
 Deno.test("loop server: clients beyond maxClients are turned away", async () => {
   await withServer("loop", { maxClients: 1 }, async ({ port, stats }) => {
     const first = await TestClient.connect(port);
