@@ -356,7 +356,7 @@ export class RequestParser {
     for (; i < end; i++) {
       const c = b[i];
       if (c >= ZERO && c <= ZERO + 9) {
-        if (++digits > MAX_DIGITS) return -2;
+        if (++digits > MAX_DIGITS || (digits === 2 && value === 0)) return -2; // "01": as Redis
         value = value * 10 + (c - ZERO);
         continue;
       }

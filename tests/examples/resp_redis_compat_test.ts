@@ -187,3 +187,21 @@ Deno.test("redis compat: CLIENT and COMMAND subcommands check their arguments", 
   assertEquals(send(cmd("COMMAND", "DOCS", "nosuchcmd")), "*0\r\n");
   await close();
 });
+
+Deno.test("redis compat: lengths with leading zeros are protocol errors", async () => {
+  const { send, close } = setup();
+  assertEquals(send("*01\r\n$4\r\nPING\r\n"), "-ERR Protocol error: invalid multibulk length\r\n");
+  await close();
+  const second = setup();
+  assertEquals(second.send("*00\r\nPING\r\n"), "-ERR Protocol error: invalid multibulk length\r\n");
+  await second.close();
+  const third = setup();
+  assertEquals(third.send("*1\r\n$04\r\nPING\r\n"), "-ERR Protocol error: invalid bulk length\r\n");
+  await third.close();
+  const fourth = setup(); // a lone zero is fine
+  assertEquals(
+    fourth.send("*0\r\n*1\r\n$0\r\n\r\nPING\r\n"),
+    "-ERR unknown command '', with args beginning with: \r\n+PONG\r\n",
+  );
+  await fourth.close();
+});
