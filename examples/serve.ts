@@ -80,8 +80,23 @@ async function main(): Promise<void> {
   });
   const removeSignals = () => handlers.forEach(([s, h]) => Deno.removeSignalListener(s, h));
 
+  const cannotListen = (error: unknown) => {
+    removeSignals();
+    console.error(
+      `cannot listen on ${args.host}:${args.port}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  };
+
   if (args.native) {
-    const server = new NativeServer({ host: args.host, port: args.port });
+    let server: NativeServer;
+    try {
+      server = new NativeServer({ host: args.host, port: args.port });
+    } catch (error) {
+      cannotListen(error);
+      Deno.exit(1);
+    }
     console.log(`resp server (Deno.listen) on ${server.host}:${server.port} — Ctrl-C to stop`);
     const done = new Promise<void>((resolve) => {
       stop = (signal) => {
@@ -102,12 +117,7 @@ async function main(): Promise<void> {
   try {
     server = new LoopServer(loop, { host: args.host, port: args.port });
   } catch (error) {
-    removeSignals();
-    console.error(
-      `cannot listen on ${args.host}:${args.port}: ${
-        error instanceof Error ? error.message : error
-      }`,
-    );
+    cannotListen(error);
     await loop.close();
     Deno.exit(1);
   }

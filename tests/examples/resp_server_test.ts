@@ -480,6 +480,32 @@ for (
   });
 }
 
+for (const extra of [[], ["--native"]]) {
+  Deno.test(`deno task serve ${extra.join(" ")}: a port in use is a one-line error, exit 1`, async () => {
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        "--allow-net",
+        "--allow-read",
+        "--allow-env",
+        "--allow-sys",
+        new URL("../../examples/serve.ts", import.meta.url).pathname,
+        "--port",
+        String(busy.addr.port),
+        ...extra,
+      ],
+    }).output();
+    assertEquals(code, 1);
+    assertEquals(dec.decode(stdout), "");
+    assert.match(
+      dec.decode(stderr),
+      new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${busy.addr.port}: .+\\n$`),
+    );
+  });
+}
+
 Deno.test("loop server: a client closed for its output limit runs nothing it sent after", async () => {
   await withServer("loop", { outputHardLimitBytes: 256 * 1024 }, async ({ port, stats }) => {
     const client = await TestClient.connect(port);
