@@ -420,21 +420,26 @@ Deno.test("net: errors carry the syscall and errno name", () => {
   assertEquals(net.close(fd), -net.errno.EBADF);
 });
 
+/** The command line of `deno task serve --port <port> ...extra`. */
+function serveArgs(port: number, extra: readonly string[]): string[] {
+  return [
+    "run",
+    "--allow-ffi",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--allow-sys",
+    new URL("../../examples/serve.ts", import.meta.url).pathname,
+    "--port",
+    String(port),
+    ...extra,
+  ];
+}
+
 // `deno task serve` as a subprocess: real signals.
 async function serveProcess(extra: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--allow-sys",
-      new URL("../../examples/serve.ts", import.meta.url).pathname,
-      "--port",
-      "0",
-      ...extra,
-    ],
+    args: serveArgs(0, extra),
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -484,18 +489,7 @@ for (const extra of [[], ["--native"]]) {
   Deno.test(`deno task serve ${extra.join(" ")}: a port in use is a one-line error, exit 1`, async () => {
     using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-ffi",
-        "--allow-net",
-        "--allow-read",
-        "--allow-env",
-        "--allow-sys",
-        new URL("../../examples/serve.ts", import.meta.url).pathname,
-        "--port",
-        String(busy.addr.port),
-        ...extra,
-      ],
+      args: serveArgs(busy.addr.port, extra),
     }).output();
     assertEquals(code, 1);
     assertEquals(dec.decode(stdout), "");
