@@ -501,6 +501,16 @@ function interestBits(interest: WatchInterest, what: string): number {
   checkFlag(readable, "readable", what);
   checkFlag(writable, "writable", what);
   checkFlag(priority, "priority", what);
+  for (const key in interest) {
+    // A typo ({ writeable: true }) would otherwise be dropped without a word.
+    if (key !== "readable" && key !== "writable" && key !== "priority") {
+      throw new TypeError(
+        `Cannot ${what} as the interest's keys must be readable, writable or priority: current value is ${
+          JSON.stringify(key)
+        }`,
+      );
+    }
+  }
   const bits = (readable ? READABLE : 0) | (writable ? WRITABLE : 0) | (priority ? PRIORITY : 0);
   if (bits === 0) {
     throw new RangeError(
@@ -508,6 +518,22 @@ function interestBits(interest: WatchInterest, what: string): number {
     );
   }
   return bits;
+}
+
+/** Throws unless a label (used in errors, metrics and aliveReasons()) is a string. */
+function checkLabel(label: unknown, what: string): void {
+  if (typeof label === "string") return;
+  throw new TypeError(
+    `Cannot ${what} as the label must be a string: current value is ${
+      label === null
+        ? "null"
+        : typeof label === "object"
+        ? "an object"
+        : typeof label === "function"
+        ? "a function"
+        : String(label)
+    }`,
+  );
 }
 
 /** Throws unless an interest flag is a boolean or undefined (`"false"` must not mean true). */
@@ -787,6 +813,7 @@ export class LoopCore {
       checkPoller(pollerOption, "create a loop");
     }
     this.pollerOption = pollerOption;
+    if (options?.label !== undefined) checkLabel(options.label, "create a loop");
     this.label = options?.label ?? (isDefault ? "default" : "loop");
     const metricsOption = options?.metrics;
     if (
@@ -1099,6 +1126,7 @@ export class LoopCore {
       );
     }
     if (options?.onClose !== undefined) assertCallback(options.onClose, `watch fd ${fd}`);
+    if (options?.label !== undefined) checkLabel(options.label, `watch fd ${fd}`);
     if (this.accept !== ACCEPTING) this.refuse(`watch fd ${fd}`);
     if (this.watchesByFd.has(fd)) {
       throw new Deno.errors.AlreadyExists(

@@ -158,10 +158,25 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
    * Makes a scope.
    *
    * @param options `loop`, `signal`, `failFast` and `label`.
-   * @throws {TypeError} If `options`, `options.loop` or `options.signal` is malformed.
+   * @throws {TypeError} If `options`, `options.loop`, `options.signal`, `options.failFast` or
+   * `options.label` is malformed.
    */
   constructor(options?: TaskScopeOptions) {
     checkOptions(options, "create a TaskScope");
+    const label = options?.label;
+    if (label !== undefined && typeof label !== "string") {
+      throw new TypeError(
+        `Cannot create a TaskScope as the label must be a string: current value is ${typeof label}`,
+      );
+    }
+    const failFast = options?.failFast;
+    if (failFast !== undefined && typeof failFast !== "boolean") {
+      throw new TypeError(
+        `Cannot create a TaskScope as failFast must be a boolean: current value is ${
+          typeof failFast === "string" ? JSON.stringify(failFast) : typeof failFast
+        }`,
+      );
+    }
     this.#rt = runtimeOf(options?.loop ?? currentLoop());
     this.#failFast = options?.failFast !== false;
     this.#state = new ScopeState(this as TaskScope<unknown>, options?.label ?? "TaskScope");

@@ -421,3 +421,42 @@ Deno.test("a non-number fd is a TypeError that shows the value, not just its typ
   }
   await poller.close();
 });
+
+Deno.test("an unknown interest key (a typo) is a TypeError, in watch() and modify()", async () => {
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const isUnknownKey = (error: unknown) =>
+    error instanceof TypeError &&
+    /as the interest's keys must be readable, writable or priority: current value is "writeable"$/
+      .test(error.message);
+  assert.throws(
+    () => loop.watch(3, { readable: true, writeable: true } as never, () => {}),
+    isUnknownKey,
+  );
+  assert.equal(poller.interestOf(3), 0, "nothing was registered");
+  const watch = loop.watch(3, { readable: true }, () => {});
+  assert.throws(() => watch.modify({ writeable: true } as never), isUnknownKey);
+  assert.equal(poller.interestOf(3), READABLE, "a refused modify changes nothing");
+  watch.close();
+  await poller.close();
+});
+
+Deno.test("a label that is not a string is a TypeError, for a loop and for a watch", async () => {
+  assert.throws(
+    () => new Loop({ label: 42 as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message === "Cannot create a loop as the label must be a string: current value is 42",
+  );
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  assert.throws(
+    () => loop.watch(3, { readable: true }, () => {}, { label: {} as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        "Cannot watch fd 3 as the label must be a string: current value is an object",
+  );
+  assert.equal(poller.interestOf(3), 0, "nothing was registered");
+  await poller.close();
+});

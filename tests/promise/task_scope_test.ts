@@ -263,3 +263,22 @@ Deno.test("TaskScope: disposal detaches from the outer signal, even with no task
   assert.equal(done.signal.aborted, false);
   await loop.close();
 });
+
+Deno.test("TaskScope: a failFast that is not a boolean, or a label that is not a string, is a TypeError", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  assert.throws(
+    () => new TaskScope({ loop, failFast: "false" as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        'Cannot create a TaskScope as failFast must be a boolean: current value is "false"',
+  );
+  assert.throws(
+    () => new TaskScope({ loop, label: 7 as never }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        "Cannot create a TaskScope as the label must be a string: current value is number",
+  );
+  await loop.close();
+});
