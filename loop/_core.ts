@@ -34,6 +34,7 @@ import { ERROR, EventBatch, HANGUP, PRIORITY, READABLE, WRITABLE } from "../poll
 import type { Poller } from "../poller/types.ts";
 import { PollerError } from "../poller/errors.ts";
 import { createPoller } from "../poller/create_poller.ts";
+import { describe } from "../poller/_validate.ts";
 import {
   KIND_FD,
   KIND_IMMEDIATE,
@@ -524,15 +525,7 @@ function interestBits(interest: WatchInterest, what: string): number {
 function checkLabel(label: unknown, what: string): void {
   if (typeof label === "string") return;
   throw new TypeError(
-    `Cannot ${what} as the label must be a string: current value is ${
-      label === null
-        ? "null"
-        : typeof label === "object"
-        ? "an object"
-        : typeof label === "function"
-        ? "a function"
-        : String(label)
-    }`,
+    `Cannot ${what} as the label must be a string: current value is ${describe(label)}`,
   );
 }
 
@@ -594,14 +587,9 @@ function failureError(failure: Failure): unknown {
 
 function validateFd(fd: unknown): asserts fd is number {
   if (typeof fd !== "number") {
-    const shown = typeof fd === "string"
-      ? JSON.stringify(fd)
-      : typeof fd === "function"
-      ? "a function"
-      : typeof fd === "object" && fd !== null
-      ? Object.prototype.toString.call(fd)
-      : String(fd);
-    throw new TypeError(`Cannot watch an fd as it must be a number: current value is ${shown}`);
+    throw new TypeError(
+      `Cannot watch an fd as it must be a number: current value is ${describe(fd)}`,
+    );
   }
   if (!Number.isSafeInteger(fd) || fd < 0) {
     throw new RangeError(
@@ -920,9 +908,7 @@ export class LoopCore {
     if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
     const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
     timer.nesting = nesting;
-    const baseMs = this.baseNow();
-    let deadlineMs = baseMs + delayMs;
-    if (deadlineMs - baseMs < delayMs) deadlineMs = roundDeadlineUp(baseMs, delayMs, deadlineMs);
+    const deadlineMs = deadlineAfter(this.baseNow(), delayMs);
     this.timers.insert(timer, storeKey(delayMs, repeat), deadlineMs, this.nextSequence++);
     this.refedTimers++;
     if (!this.inBatch) {

@@ -80,8 +80,10 @@ export function checkBatch(batch: unknown): void {
   }
 }
 
-function describe(value: unknown): string {
+/** A value as error messages show it ("Cannot X as Y: current value is Z"). */
+export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "symbol") return value.toString();
   if (value !== null && typeof value === "object") return Object.prototype.toString.call(value);

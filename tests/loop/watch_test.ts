@@ -407,7 +407,7 @@ Deno.test("a watch closed after its fd, the file kept open by a dup: the idle lo
 Deno.test("a non-number fd is a TypeError that shows the value, not just its type", async () => {
   const poller = new FakePoller({ clock: new VirtualClock() });
   await using loop = new Loop({ clock: new VirtualClock(), poller });
-  const cases: [unknown, string][] = [["3", '"3"'], [3n, "3"], [null, "null"], [
+  const cases: [unknown, string][] = [["3", '"3"'], [3n, "3n"], [null, "null"], [
     {},
     "[object Object]",
   ]];
@@ -455,7 +455,7 @@ Deno.test("a label that is not a string is a TypeError, for a loop and for a wat
     (error: unknown) =>
       error instanceof TypeError &&
       error.message ===
-        "Cannot watch fd 3 as the label must be a string: current value is an object",
+        "Cannot watch fd 3 as the label must be a string: current value is [object Object]",
   );
   assert.equal(poller.interestOf(3), 0, "nothing was registered");
   await poller.close();
