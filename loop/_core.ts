@@ -2181,6 +2181,14 @@ export class LoopCore {
   // ---------------------------------------------------------------- closing
 
   close(): Promise<CloseReport> {
+    if (this.isDefault) {
+      // The free functions of timers/ and promise/ use it for the rest of the process.
+      return Promise.reject(
+        new LoopStateError(
+          `Cannot close the default loop as it lives as long as the process: current state is ${this.state}`,
+        ),
+      );
+    }
     if (this.closeDeferred !== null) return this.closeDeferred.promise;
     let resolve!: (report: CloseReport) => void;
     let reject!: (error: unknown) => void;

@@ -385,7 +385,8 @@ export class Loop implements AsyncDisposable {
    * Afterwards every scheduling call throws `LoopClosedError`. Idempotent: later calls return the
    * same promise. If called from a callback, the close happens once that callback returns.
    *
-   * @returns What was pending and how each was disposed of.
+   * @returns What was pending and how each was disposed of; rejects with `LoopStateError` for the
+   * default loop, which lives as long as the process.
    *
    * @example
    * ```ts

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { currentLoop, defaultLoop, Loop } from "../../mod.ts";
+import { currentLoop, defaultLoop, Loop, LoopStateError } from "../../mod.ts";
 import { FdScope, read, write } from "../_fd.ts";
 
 Deno.test("defaultLoop() is one loop; currentLoop() is the running loop, else the default", async () => {
@@ -165,4 +165,18 @@ Deno.test("after an error surfaces from the default loop, the work still queued 
       assert.equal(stdout, "");
     }
   }
+});
+
+Deno.test("the default loop refuses close(): the free functions use it for the rest of the process", async () => {
+  const loop = defaultLoop();
+  await assert.rejects(
+    loop.close(),
+    (error: unknown) =>
+      error instanceof LoopStateError &&
+      /^Cannot close the default loop as it lives as long as the process/.test(error.message),
+  );
+  assert.notEqual(loop.state, "closed");
+  const fired = Promise.withResolvers<void>();
+  loop.setTimeout(() => fired.resolve(), 0); // still usable
+  await fired.promise;
 });
