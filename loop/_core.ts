@@ -1238,7 +1238,7 @@ export class LoopCore {
     this.fail(reason);
   }
 
-  reportHandled(promise: PromiseLike<unknown>): void {
+  reportHandled(promise: PromiseLike<unknown>, reason: unknown): void {
     const handler = this.onRejectionHandled;
     if (handler !== undefined) {
       try {
@@ -1248,7 +1248,7 @@ export class LoopCore {
       }
       return;
     }
-    if (this.isDefault) dispatchRejectionEvent("rejectionhandled", undefined, promise);
+    if (this.isDefault) dispatchRejectionEvent("rejectionhandled", reason, promise);
   }
 
   // ---------------------------------------------------------------- tracked helpers

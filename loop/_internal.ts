@@ -22,7 +22,7 @@ export const kUntrack: unique symbol = Symbol("eventloop.untrack");
 export const kAfterCheckpoint: unique symbol = Symbol("eventloop.afterCheckpoint");
 /** `loop[kReportUnhandled](reason, promise)`: a rejection nobody handled by the end of a checkpoint. */
 export const kReportUnhandled: unique symbol = Symbol("eventloop.reportUnhandled");
-/** `loop[kReportHandled](promise)`: a handler was attached to a previously reported rejection. */
+/** `loop[kReportHandled](promise, reason)`: a handler was attached to a previously reported rejection. */
 export const kReportHandled: unique symbol = Symbol("eventloop.reportHandled");
 /** `Loop[kCreateDefault]()`: builds the one default loop (see `defaultLoop()`). */
 export const kCreateDefault: unique symbol = Symbol("eventloop.createDefault");

@@ -496,8 +496,8 @@ export class Loop implements AsyncDisposable {
     this.#core.promiseRuntime = runtime;
   }
 
-  /** @internal Reports a late handler on a reported rejection. */
-  [kReportHandled](promise: PromiseLike<unknown>): void {
-    this.#core.reportHandled(promise);
+  /** @internal Reports a late handler on a reported rejection (rejected with `reason`). */
+  [kReportHandled](promise: PromiseLike<unknown>, reason: unknown): void {
+    this.#core.reportHandled(promise, reason);
   }
 }

@@ -845,7 +845,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /** Marks a settled promise handled, reporting it handled if it was reported unhandled. */
   static #handle(promise: AnyPromise, flags: number): void {
     promise.#flags = flags | HANDLED;
-    if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
+    if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise, promise.#value);
   }
 
   /**
@@ -1183,7 +1183,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       if ((flags & HANDLED) === 0) {
         source.#flags = flags | HANDLED;
-        if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source);
+        if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source, source.#value);
       }
       LoopPromise.#settle(promise, state, source.#value);
       return;
@@ -1392,7 +1392,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       const flags = promise.#flags;
       if ((flags & HANDLED) !== 0) return;
       promise.#flags = flags | HANDLED;
-      if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise);
+      if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise, promise.#value);
     };
     const record = <C>(
       callback: ElementCallback<C>,
