@@ -1238,6 +1238,11 @@ export class LoopCore {
     this.fail(reason);
   }
 
+  /** See kRequestHostTurn: only meaningful inside a batch (runOnce() returns to its caller anyway). */
+  requestHostTurn(): void {
+    if (this.inBatch) this.hostTurnRequested = true;
+  }
+
   reportHandled(promise: PromiseLike<unknown>, reason: unknown): void {
     const handler = this.onRejectionHandled;
     if (handler !== undefined) {

@@ -24,6 +24,11 @@ export const kAfterCheckpoint: unique symbol = Symbol("eventloop.afterCheckpoint
 export const kReportUnhandled: unique symbol = Symbol("eventloop.reportUnhandled");
 /** `loop[kReportHandled](promise, reason)`: a handler was attached to a previously reported rejection. */
 export const kReportHandled: unique symbol = Symbol("eventloop.reportHandled");
+/**
+ * `loop[kRequestHostTurn]()`: end the current batch after this iteration, so that Deno's pending
+ * microtasks run before the loop's next callback (as `requestHostTurn` does for a timer).
+ */
+export const kRequestHostTurn: unique symbol = Symbol("eventloop.requestHostTurn");
 /** `Loop[kCreateDefault]()`: builds the one default loop (see `defaultLoop()`). */
 export const kCreateDefault: unique symbol = Symbol("eventloop.createDefault");
 /** `loop[kMicrotaskSeq]`: a `{ value }` cell counting every loop microtask ever queued. */

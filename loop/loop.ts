@@ -13,6 +13,7 @@ import {
   kPromiseRuntime,
   kReportHandled,
   kReportUnhandled,
+  kRequestHostTurn,
   kTrack,
   kUntrack,
   type TrackedResource,
@@ -494,6 +495,11 @@ export class Loop implements AsyncDisposable {
   /** @internal promise/'s per-loop state. */
   set [kPromiseRuntime](runtime: unknown) {
     this.#core.promiseRuntime = runtime;
+  }
+
+  /** @internal Ends the current batch after this iteration: Deno's microtasks run next. */
+  [kRequestHostTurn](): void {
+    this.#core.requestHostTurn();
   }
 
   /** @internal Reports a late handler on a reported rejection (rejected with `reason`). */

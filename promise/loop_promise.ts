@@ -12,6 +12,7 @@ import {
   kAfterCheckpoint,
   kReportHandled,
   kReportUnhandled,
+  kRequestHostTurn,
   kTrack,
   kUntrack,
   type TrackedResource,
@@ -1300,6 +1301,10 @@ export class LoopPromise<T> implements PromiseLike<T> {
         },
       };
       rt.loop[kTrack](rt.pendingCheck);
+      // The grace turns are native microtasks: they must run before the loop's next callback, or
+      // a rejection handled by a later task of the same batch would go unreported (and whether it
+      // is would depend on how many tasks fit in a batch).
+      rt.loop[kRequestHostTurn]();
     }
     queueMicrotask(rt.nativeHop);
   }
