@@ -273,6 +273,10 @@ export function filtersFor(
 /**
  * The readiness one returned event means: its filter's bit, HANGUP on EV_EOF (plus ERROR when
  * `fflags` carries a socket error), ERROR on EV_ERROR. Unknown filters give 0.
+ *
+ * EVFILT_EXCEPT gives PRIORITY only when the kernel returned NOTE_OOB in `fflags`: macOS runs it
+ * through the socket read filter, which also fires it on EOF (then `fflags` is `so_error`), for a
+ * listener's pending connections and for a pending socket error, none of which is urgent data.
  */
 export function keventReadiness(
   filter: number,
@@ -283,8 +287,9 @@ export function keventReadiness(
   let readiness: number;
   if (filter === platform.EVFILT_READ) readiness = READABLE;
   else if (filter === platform.EVFILT_WRITE) readiness = WRITABLE;
-  else if (filter === platform.EVFILT_EXCEPT) readiness = PRIORITY;
-  else return 0;
+  else if (filter === platform.EVFILT_EXCEPT) {
+    readiness = !(flags & EV_EOF) && (fflags & platform.NOTE_OOB) ? PRIORITY : 0;
+  } else return 0;
   if (flags & EV_EOF) {
     readiness |= HANGUP;
     if (fflags !== 0) readiness |= ERROR;

@@ -177,6 +177,7 @@ export function simulatedKqueue(
     for (const [key, knote] of [...queue.knotes]) {
       if (n === nevents) break;
       let flags = 0;
+      let fflags = 0;
       let fire = false;
       if (!isFdFilter(knote.filter)) {
         fire = knote.triggered;
@@ -195,8 +196,13 @@ export function simulatedKqueue(
         } else if (knote.filter === platform.EVFILT_WRITE) {
           fire = (r & (POLLOUT | POLLHUP | POLLERR)) !== 0;
           if (r & (POLLHUP | POLLERR)) flags |= EV_EOF;
-        } else {
-          fire = (r & POLLPRI) !== 0;
+        } else if (r & POLLPRI) {
+          fire = true; // EVFILT_EXCEPT: urgent data is reported with NOTE_OOB in fflags
+          fflags = platform.NOTE_OOB;
+        } else if (platform.os === "darwin" && (r & (POLLHUP | POLLERR))) {
+          // xnu's EVFILT_EXCEPT is the socket read filter: it also fires on EOF, without NOTE_OOB.
+          fire = true;
+          flags |= EV_EOF;
         }
       }
       if (!fire) continue;
@@ -206,7 +212,7 @@ export function simulatedKqueue(
       scratch.ident = knote.ident;
       scratch.filter = knote.filter;
       scratch.flags = flags;
-      scratch.fflags = 0;
+      scratch.fflags = fflags;
       scratch.data = 1;
       scratch.udataLow = knote.udataLow;
       scratch.udataHigh = knote.udataHigh;

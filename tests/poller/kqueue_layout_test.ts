@@ -196,13 +196,27 @@ Deno.test("kqueue mapping: interest to filters", () => {
 Deno.test("kqueue mapping: returned events to readiness", () => {
   assert.equal(keventReadiness(-1, 0, 0, darwin), READABLE);
   assert.equal(keventReadiness(-2, 0, 0, darwin), WRITABLE);
-  assert.equal(keventReadiness(-15, 0, 0, darwin), PRIORITY);
+  assert.equal(keventReadiness(-15, 0, 0x2, darwin), PRIORITY, "NOTE_OOB returned");
   assert.equal(keventReadiness(-1, EV_EOF, 0, darwin), READABLE | HANGUP);
   assert.equal(keventReadiness(-2, EV_EOF, 54, darwin), WRITABLE | HANGUP | ERROR);
   assert.equal(keventReadiness(-1, EV_ERROR, 0, darwin), READABLE | ERROR);
   assert.equal(keventReadiness(0, 0, 0, netbsd), READABLE);
   assert.equal(keventReadiness(1, EV_EOF, 0, netbsd), WRITABLE | HANGUP);
   assert.equal(keventReadiness(-10, 0, 0, darwin), 0, "EVFILT_USER is the waker's");
+});
+
+Deno.test("kqueue mapping: EVFILT_EXCEPT means PRIORITY only when fflags has NOTE_OOB", () => {
+  // xnu (apple-oss-distributions/xnu, bsd/kern/uipc_socket.c) runs EVFILT_EXCEPT through the
+  // read filter (soexcept_filtops.f_event = filt_soread): filt_soread_common sets NOTE_OOB in
+  // kn_fflags for out-of-band data, but also fires with EV_EOF (fflags = so_error) when the peer
+  // shuts down, and fires for a listener's pending connections or a pending so_error with no
+  // NOTE_OOB at all. OpenBSD's filt_soexcept (sys/kern/uipc_socket.c) sets NOTE_OOB likewise.
+  assert.equal(keventReadiness(-15, EV_EOF, 0, darwin), HANGUP, "peer shut down: no OOB data");
+  assert.equal(keventReadiness(-15, EV_EOF, 54, darwin), HANGUP | ERROR, "ECONNRESET");
+  assert.equal(keventReadiness(-15, EV_EOF, 0x2, darwin), HANGUP | ERROR, "fflags is so_error");
+  assert.equal(keventReadiness(-15, 0, 0, darwin), 0, "listener or so_error: no OOB data");
+  assert.equal(keventReadiness(-9, 0, 0x4, openbsd), PRIORITY);
+  assert.equal(keventReadiness(-9, 0, 0x2, openbsd), 0, "0x2 is NOTE_EOF on OpenBSD, not OOB");
 });
 
 Deno.test("kqueue timespec: sub-ms precision, never short", () => {

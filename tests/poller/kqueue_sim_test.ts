@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as fd from "../_fd.ts";
 import { KqueuePoller } from "../../poller/_kqueue/kqueue_poller.ts";
 import { KQUEUE_PLATFORMS, type KqueuePlatform } from "../../poller/_kqueue/_layout.ts";
-import { EventBatch, PollerError, PRIORITY, READABLE, WRITABLE } from "../../poller/mod.ts";
+import { EventBatch, HANGUP, PollerError, PRIORITY, READABLE, WRITABLE } from "../../poller/mod.ts";
 import { type Endpoint, type Pair, pollerSuite } from "./_suite.ts";
 import { simulatedKqueue } from "./_kqueue_sim.ts";
 
@@ -116,6 +116,27 @@ Deno.test({
       await darwin.close();
       fd.close(x);
       fd.close(y);
+    }
+  },
+});
+
+Deno.test({
+  name: "kqueue-sim: a macOS EVFILT_EXCEPT fired by EOF is HANGUP, not PRIORITY",
+  ignore: !linux,
+  async fn() {
+    const [x, y] = fd.socketpair();
+    const darwin = simPoller(KQUEUE_PLATFORMS.darwin, true);
+    try {
+      darwin.register(x, 7, PRIORITY);
+      const batch = new EventBatch(4);
+      assert.equal(darwin.wait(batch, 0), 0, "no urgent data yet");
+      fd.close(y);
+      assert.equal(darwin.wait(batch, 1000), 1);
+      assert.equal(batch.tokens[0], 7);
+      assert.equal(batch.readiness[0], HANGUP, "the peer left; no out-of-band data arrived");
+    } finally {
+      await darwin.close();
+      fd.close(x);
     }
   },
 });
