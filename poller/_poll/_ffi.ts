@@ -31,7 +31,9 @@ const PLATFORMS: Readonly<Record<string, PollPlatform>> = Object.freeze({
   // cannot express), so the backend is written not to need O_NONBLOCK: at most one wake byte is
   // ever in flight and it is read only after poll() said it is there.
   darwin: Object.freeze({
-    libc: "libSystem.B.dylib",
+    // An absolute path: dyld searches /usr/lib for a bare leaf name only on behalf of binaries
+    // built before 2022 (dlopen's requestorNeedsFallbacks), and Deno is newer.
+    libc: "/usr/lib/libSystem.B.dylib",
     errnoSymbol: "__error",
     pipe2Flags: null,
     rdhup: 0,

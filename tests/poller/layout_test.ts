@@ -5,8 +5,16 @@ import assert from "node:assert/strict";
 import { createPoller, EventBatch, READABLE, WRITABLE } from "../../poller/mod.ts";
 import { EPOLL_EVENT_LAYOUTS, epollEventLayout } from "../../poller/_epoll/mod.ts";
 import { EPOLLIN, EPOLLOUT } from "../../poller/_epoll/_layout.ts";
-import { POLLFD_LAYOUT } from "../../poller/_poll/mod.ts";
-import { POLLIN, POLLOUT } from "../../poller/_poll/_layout.ts";
+import { POLLFD_LAYOUT, pollPlatform } from "../../poller/_poll/mod.ts";
+import {
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  POLLPRI,
+  POLLRDHUP_LINUX,
+} from "../../poller/_poll/_layout.ts";
 import { errnoName } from "../../poller/_errno.ts";
 import { FdScope, read, timerfdSet, write } from "../_fd.ts";
 
@@ -38,6 +46,33 @@ Deno.test("pollfd layout is pinned", () => {
     eventsOffset: 4,
     reventsOffset: 6,
   });
+});
+
+Deno.test("poll(2) facts per OS: libc, errno function, pipe2 flags, POLL* bits", () => {
+  // The POLL* bits are the same in Linux's asm-generic/poll.h and in sys/poll.h of xnu, FreeBSD,
+  // OpenBSD and NetBSD; POLLRDHUP (0x2000) is Linux-only and left unused elsewhere.
+  assert.deepEqual(
+    [POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDHUP_LINUX],
+    [0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x2000],
+  );
+  const facts = (os: string) => {
+    const p = pollPlatform(os)!;
+    return [p.libc, p.errnoSymbol, p.pipe2Flags, p.rdhup];
+  };
+  assert.deepEqual(facts("linux"), ["libc.so.6", "__errno_location", 0o4000 | 0o2000000, 0x2000]);
+  // macOS: an absolute path. A bare leaf name is searched for in /usr/lib only by binaries built
+  // before 2022: dyld's dlopen sets requestorNeedsFallbacks from the caller's pre2022Binary
+  // (apple-oss-distributions/dyld, dyld/DyldAPIs.cpp; the /usr/lib fallback is in
+  // forEachDylibFallback, dyld/DyldProcessConfig.cpp), and Deno is newer, so
+  // dlopen("libSystem.B.dylib") fails there. libSystem lives in the shared cache at this path.
+  assert.deepEqual(facts("darwin"), ["/usr/lib/libSystem.B.dylib", "__error", null, 0]);
+  // O_NONBLOCK is 0x4 on the BSDs; O_CLOEXEC is 0x100000 (FreeBSD), 0x400000 (NetBSD),
+  // 0x10000 (OpenBSD), as in each system's sys/fcntl.h.
+  assert.deepEqual(facts("freebsd"), ["libc.so.7", "__error", 0x100004, 0]);
+  assert.deepEqual(facts("netbsd"), ["libc.so.12", "__errno", 0x400004, 0]);
+  assert.deepEqual(facts("openbsd"), ["libc.so", "__errno", 0x10004, 0]);
+  assert.equal(pollPlatform("windows"), undefined);
+  assert.equal(pollPlatform("toString"), undefined);
 });
 
 Deno.test("errno names per OS family", () => {
