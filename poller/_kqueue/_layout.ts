@@ -49,7 +49,9 @@ const LAYOUT_FREEBSD: KeventLayout = Object.freeze({ ...LAYOUT_32, size: 64 });
 
 /**
  * NetBSD (`__kevent50`, the layout NetBSD 6 to 10 all accept): `uint32_t filter, flags, fflags`,
- * 4 bytes of padding, then `int64_t data` and `udata`: 40 bytes.
+ * 4 bytes of padding, then `int64_t data` and `udata`: 40 bytes. NetBSD 11 grew `ext[4]` (72 bytes)
+ * behind a new `__kevent100`, and keeps `__kevent50` with this layout (`struct kevent100` in its
+ * sys/compat/sys/event.h) for binary compatibility.
  */
 const LAYOUT_NETBSD: KeventLayout = Object.freeze({
   size: 40,

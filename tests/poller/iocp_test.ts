@@ -2,6 +2,7 @@
 // Windows (or the Windows build of Deno under Wine: ../shared/windows/wine-deno test -A <this>).
 import assert from "node:assert/strict";
 import { createIocpPoller } from "../../poller/_iocp/mod.ts";
+import * as afd from "../../poller/_iocp/_layout.ts";
 import {
   AFD_POLL_ABORT,
   AFD_POLL_ACCEPT,
@@ -99,6 +100,52 @@ Deno.test("iocp layout: x64 structs are pinned", () => {
   assertEquals(SLOT, { size: 48, iosb: 0, info: 16 });
   assertEquals(SLOT.info % 8, 0);
   assertEquals(SLOT.size % 8, 0);
+});
+
+Deno.test("iocp constants: AFD, NTSTATUS, Winsock and Win32 values are pinned", () => {
+  // AFD_POLL_* bits: piscisaureus/wepoll src/afd.h (also mio's src/sys/windows/afd.rs).
+  assertEquals(
+    [
+      afd.AFD_POLL_RECEIVE,
+      afd.AFD_POLL_RECEIVE_EXPEDITED,
+      afd.AFD_POLL_SEND,
+      afd.AFD_POLL_DISCONNECT,
+      afd.AFD_POLL_ABORT,
+      afd.AFD_POLL_LOCAL_CLOSE,
+      afd.AFD_POLL_ACCEPT,
+      afd.AFD_POLL_CONNECT_FAIL,
+    ],
+    [0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x80, 0x100],
+  );
+  // IOCTL_AFD_POLL and the NtCreateFile arguments: wepoll src/afd.c.
+  assertEquals(afd.IOCTL_AFD_POLL, 0x00012024);
+  assertEquals([afd.SYNCHRONIZE, afd.FILE_SHARE_READ_WRITE, afd.FILE_OPEN], [0x00100000, 3, 1]);
+  assertEquals(afd.FILE_SKIP_SET_EVENT_ON_HANDLE, 0x2);
+  // NTSTATUS (ntstatus.h): STATUS_PENDING, STATUS_CANCELLED, STATUS_NOT_FOUND, STATUS_INVALID_HANDLE.
+  assertEquals(
+    [afd.STATUS_SUCCESS, afd.STATUS_PENDING, afd.STATUS_CANCELLED, afd.STATUS_NOT_FOUND],
+    [0, 0x103, 0xc0000120, 0xc0000225],
+  );
+  assertEquals(afd.STATUS_INVALID_HANDLE, 0xc0000008);
+  // Winsock (mswsock.h / ws2def.h): SIO_BASE_HANDLE, SIO_BSP_HANDLE_POLL, SIO_BSP_HANDLE;
+  // SOL_SOCKET and SO_TYPE (winsock2.h).
+  assertEquals(
+    [afd.SIO_BASE_HANDLE, afd.SIO_BSP_HANDLE_POLL, afd.SIO_BSP_HANDLE],
+    [0x48000022, 0x4800001d, 0x4800001b],
+  );
+  assertEquals([afd.SOL_SOCKET, afd.SO_TYPE], [0xffff, 0x1008]);
+  assertEquals([afd.WAIT_TIMEOUT, afd.INFINITE], [258, 0xffffffff]);
+  // OBJECT_ATTRIBUTES on x64: ULONG Length, then pointer-aligned members.
+  assertEquals({ ...afd.OBJECT_ATTRIBUTES }, {
+    size: 48,
+    length: 0,
+    rootDirectory: 8,
+    objectName: 16,
+    attributes: 24,
+    securityDescriptor: 32,
+    securityQualityOfService: 40,
+  });
+  assertEquals(afd.AFD_DEVICE_NAME.startsWith("\\Device\\Afd\\"), true);
 });
 
 Deno.test("iocp mapping: interest to AFD events always includes the hangup/error conditions", () => {

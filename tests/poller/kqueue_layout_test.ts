@@ -1,5 +1,7 @@
 // The kqueue ABI pinned per BSD, with no dlopen (runs on every OS). Values come from each
-// system's sys/event.h: xnu (macOS), FreeBSD 12+, OpenBSD 7.x, NetBSD 9/10 (__kevent50).
+// system's sys/event.h: xnu (macOS; apple-oss-distributions/xnu bsd/sys/event.h), FreeBSD 12+
+// (freebsd/freebsd-src sys/sys/event.h), OpenBSD 7.x (openbsd/src sys/sys/event.h, 1.74), NetBSD
+// 9/10 (NetBSD/src sys/sys/event.h; __kevent50, still exported by NetBSD 11 for this layout).
 import assert from "node:assert/strict";
 import {
   decodeKevent,
@@ -96,7 +98,11 @@ Deno.test("kqueue layout: filters, flags, libc names per OS", () => {
     0x10000,
     0x400000,
   ]);
-  assert.deepEqual([darwin.EOPNOTSUPP, freebsd.EOPNOTSUPP], [102, 45]);
+  // EOPNOTSUPP: 102 in xnu's sys/errno.h (45 is ENOTSUP there), 45 on the three BSDs.
+  assert.deepEqual(
+    [darwin.EOPNOTSUPP, freebsd.EOPNOTSUPP, openbsd.EOPNOTSUPP, netbsd.EOPNOTSUPP],
+    [102, 45, 45, 45],
+  );
   assert.deepEqual(
     [
       EV_ADD,

@@ -15,7 +15,7 @@ import {
   POLLPRI,
   POLLRDHUP_LINUX,
 } from "../../poller/_poll/_layout.ts";
-import { errnoName } from "../../poller/_errno.ts";
+import { errnoName, POSIX_ERRNO } from "../../poller/_errno.ts";
 import { FdScope, read, timerfdSet, write } from "../_fd.ts";
 
 const linux = Deno.build.os === "linux";
@@ -88,6 +88,33 @@ Deno.test("errno names per OS family", () => {
   assert.equal(errnoName(35, "darwin"), "EAGAIN");
   assert.equal(errnoName(62, "freebsd"), "ELOOP");
   assert.equal(errnoName(9999, "linux"), "E9999");
+  // Above 34 the families differ: Linux asm-generic/errno.h vs the BSDs' and xnu's sys/errno.h.
+  for (const os of ["darwin", "freebsd", "openbsd", "netbsd"]) {
+    assert.deepEqual(
+      [35, 55, 60, 62, 78, 11].map((n) => errnoName(n, os)),
+      ["EAGAIN", "ENOBUFS", "ETIMEDOUT", "ELOOP", "ENOSYS", "EDEADLK"],
+      os,
+    );
+  }
+  assert.deepEqual(
+    [38, 95, 105, 110].map((n) => errnoName(n, "linux")),
+    ["ENOSYS", "EOPNOTSUPP", "ENOBUFS", "ETIMEDOUT"],
+  );
+  // The shared low numbers the backends raise themselves, the same on every family.
+  assert.deepEqual(
+    { ...POSIX_ERRNO },
+    {
+      EPERM: 1,
+      ENOENT: 2,
+      EINTR: 4,
+      EBADF: 9,
+      ENOMEM: 12,
+      EBUSY: 16,
+      EEXIST: 17,
+      EINVAL: 22,
+      EMFILE: 24,
+    },
+  );
 });
 
 const RAW = {
