@@ -1199,7 +1199,7 @@ export class LoopCore {
   handleError(error: unknown, kind: number, label: string | AnyCallback): void {
     const onError = this.onError;
     if (onError === undefined) {
-      this.fail(error);
+      this.uncaught(error);
       return;
     }
     try {
@@ -1208,8 +1208,20 @@ export class LoopCore {
         label: typeof label === "string" ? label : labelOf(label),
       });
     } catch (handlerError) {
-      this.fail(handlerError);
+      this.uncaught(handlerError);
     }
+  }
+
+  /** An error no handler took: an explicit loop fails fast; the default loop reports it as Deno. */
+  uncaught(error: unknown): void {
+    if (!this.isDefault) {
+      this.fail(error);
+      return;
+    }
+    // As a throw in a native timer callback: an `error` event on globalThis, and unless a listener
+    // prevents it, Deno ends the process right here ("Uncaught Error"), before anything else runs.
+    // If one does, the loop goes on, as Deno's timers do.
+    reportError(error);
   }
 
   fail(error: unknown): void {
@@ -1995,9 +2007,10 @@ export class LoopCore {
   }
 
   /**
-   * The default loop's run() failed with ref'd work still queued: a ref'd Deno timer (that work
-   * keeps the process alive) starts it again after Deno's next turn, by which time the error has
-   * surfaced as an uncaught one (and ended the process, unless a listener prevented that).
+   * The default loop's run() failed (an unhandled rejection nobody prevented, a poller failure) with
+   * ref'd work still queued: a ref'd Deno timer (that work keeps the process alive) starts it again
+   * after Deno's next turn, once the failure has surfaced as an uncaught rejection (which ends the
+   * process, unless a listener prevents that). Callback errors never get here: see uncaught().
    */
   armRestart(): void {
     if (this.accept !== ACCEPTING) return;

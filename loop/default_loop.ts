@@ -16,9 +16,11 @@ let theDefaultLoop: Loop | undefined;
  * finishes first) and goes dormant when no ref'd work is left, so it never keeps a Deno process
  * alive on its own. Unref'd timers still fire while the process lives on for other reasons (as in
  * Node): dormant, it waits for the next one in an unref'd Deno timer, so they may then fire a
- * millisecond or so late. An error thrown by one of its callbacks with no `onError` surfaces as an uncaught
- * error, as in Deno; an unhandled rejection of one of its promises dispatches a cancelable
- * `unhandledrejection` event on `globalThis` first. It is never closed.
+ * millisecond or so late. An error thrown by one of its callbacks with no `onError` is reported as
+ * Deno reports a throw in a timer callback (`reportError`: an `error` event on `globalThis`, and
+ * unless a listener prevents it the process ends there); an unhandled rejection of one of its
+ * promises dispatches a cancelable `unhandledrejection` event on `globalThis` first. It is never
+ * closed.
  *
  * @returns The default loop.
  *
