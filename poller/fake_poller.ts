@@ -354,7 +354,9 @@ export class FakePoller implements Poller {
     }
     if (this.#parked !== null) {
       return Promise.reject(
-        new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
+        new Deno.errors.Busy(
+          "Cannot wait asynchronously as another waitAsync is still outstanding",
+        ),
       );
     }
     this.#applyDue();

@@ -110,8 +110,9 @@ export interface Poller {
   wait(batch: EventBatch, timeoutMs: number): number;
   /**
    * The same wait, parked on a thread of Deno's blocking pool (FFI `nonblocking: true`) so the
-   * calling thread stays free. At most one may be outstanding; {@linkcode Poller.wake} or
-   * {@linkcode Poller.close} ends it early (resolving, possibly with 0).
+   * calling thread stays free. At most one may be outstanding (another rejects with
+   * `Deno.errors.Busy`); {@linkcode Poller.wake} or {@linkcode Poller.close} ends it early
+   * (resolving, possibly with 0).
    */
   waitAsync(batch: EventBatch, timeoutMs: number): Promise<number>;
   /** Makes a parked or the next wait return promptly. Safe to call at any time, repeatedly. */

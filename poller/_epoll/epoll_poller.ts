@@ -253,7 +253,9 @@ export class EpollPoller implements Poller {
     }
     if (this.#parked !== null) {
       return Promise.reject(
-        new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
+        new Deno.errors.Busy(
+          "Cannot wait asynchronously as another waitAsync is still outstanding",
+        ),
       );
     }
     if (this.#orphaned) this.#rebuild();

@@ -363,7 +363,9 @@ export class IocpPoller implements Poller {
     }
     if (this.#parked !== null) {
       return Promise.reject(
-        new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
+        new Deno.errors.Busy(
+          "Cannot wait asynchronously as another waitAsync is still outstanding",
+        ),
       );
     }
     this.#flushRearms();

@@ -251,7 +251,9 @@ export class KqueuePoller implements Poller {
     }
     if (this.#parked !== null) {
       return Promise.reject(
-        new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
+        new Deno.errors.Busy(
+          "Cannot wait asynchronously as another waitAsync is still outstanding",
+        ),
       );
     }
     const buffers = this.#buffersFor(this.#async, batch.capacity);

@@ -224,7 +224,9 @@ export class PollPoller implements Poller {
     }
     if (this.#parked !== null) {
       return Promise.reject(
-        new Error("Cannot wait asynchronously as another waitAsync is still outstanding"),
+        new Deno.errors.Busy(
+          "Cannot wait asynchronously as another waitAsync is still outstanding",
+        ),
       );
     }
     const parked = this.#park(batch, ms);

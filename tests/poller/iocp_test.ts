@@ -416,7 +416,7 @@ Deno.test({
     assertEquals(poller.wait(batch, 0), 0);
     assertEquals(poller.wait(batch, 0), 0);
     const second = poller.waitAsync(batch, -1);
-    await assertRejects(() => poller.waitAsync(batch, 0), Error, "outstanding");
+    await assertRejects(() => poller.waitAsync(batch, 0), Deno.errors.Busy, "outstanding");
     const closing = poller.close();
     assertEquals(poller.closed, true);
     assertEquals(await second, 0);
