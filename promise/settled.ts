@@ -152,8 +152,8 @@ class SettledState implements TrackedResource, SettledIterator<unknown> {
 }
 
 function onInput(state: SettledState, index: number, rejected: boolean, value: unknown): void {
+  state.pending--; // counted even after return() or an abort: `pending` is what has not settled
   if (state.finished) return;
-  state.pending--;
   const result: SettledResult<unknown> = rejected
     ? { status: "rejected", reason: value, index }
     : { status: "fulfilled", value, index };
@@ -204,7 +204,10 @@ export function settled<V>(
   const rt = runtimeOf(options?.loop ?? currentLoop());
   const state = new SettledState(rt);
   if (signal?.aborted) {
-    for (const value of values) observe(rt, value, onInput, state, state.count++);
+    for (const value of values) {
+      state.pending++;
+      observe(rt, value, onInput, state, state.count++);
+    }
     state.fail(signal.reason);
     return state as SettledIterator<Awaited<V>>;
   }

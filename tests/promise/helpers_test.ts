@@ -471,3 +471,35 @@ Deno.test("helpers made on a closed loop reject with LoopClosedError instead of 
   );
   for (const outcome of outcomes) assert.ok(outcome instanceof LoopClosedError, String(outcome));
 });
+
+Deno.test("settled(): pending counts the inputs not settled yet, also after return() and an abort", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const a = LoopPromise.withResolvers<number>({ loop });
+  const b = LoopPromise.withResolvers<number>({ loop });
+  const iterator = settled([a.promise, b.promise], { loop });
+  assert.equal(iterator.pending, 2);
+  let returned = false;
+  iterator.return().then(() => returned = true);
+  await loop.run();
+  assert.ok(returned);
+  a.resolve(1);
+  await loop.run();
+  assert.equal(iterator.pending, 1, "a settled after return()");
+  b.resolve(2);
+  await loop.run();
+  assert.equal(iterator.pending, 0);
+
+  const controller = new AbortController();
+  controller.abort(new Error("stop"));
+  const c = LoopPromise.withResolvers<number>({ loop });
+  const aborted = settled([c.promise, 3], { loop, signal: controller.signal });
+  let reason: unknown;
+  aborted.next().then(undefined, (error) => reason = error);
+  await loop.run();
+  assert.equal((reason as Error).message, "stop");
+  assert.equal(aborted.pending, 1, "the plain value settled, c has not");
+  c.resolve(4);
+  await loop.run();
+  assert.equal(aborted.pending, 0);
+  await loop.close();
+});
