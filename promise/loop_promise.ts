@@ -846,7 +846,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
   /** Marks a settled promise handled, reporting it handled if it was reported unhandled. */
   static #handle(promise: AnyPromise, flags: number): void {
     promise.#flags = flags | HANDLED;
-    if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise, promise.#value);
+    if ((flags & REPORTED) !== 0) LoopPromise.#reportHandled(promise);
   }
 
   /**
@@ -1184,7 +1184,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       }
       if ((flags & HANDLED) === 0) {
         source.#flags = flags | HANDLED;
-        if ((flags & REPORTED) !== 0) source.#rt.loop[kReportHandled](source, source.#value);
+        if ((flags & REPORTED) !== 0) LoopPromise.#reportHandled(source);
       }
       LoopPromise.#settle(promise, state, source.#value);
       return;
@@ -1260,6 +1260,19 @@ export class LoopPromise<T> implements PromiseLike<T> {
       LoopPromise.#enqueue(rt, reaction, value);
       reaction = next;
     } while (reaction !== undefined);
+  }
+
+  /**
+   * A handler came for a rejection already reported unhandled: report it handled once the current
+   * checkpoint ends (as Deno dispatches `rejectionhandled` after the call that attached it), not
+   * from inside `then()`, where the handler would run before the new reaction is even queued.
+   */
+  static #reportHandled(promise: AnyPromise): void {
+    const rt = promise.#rt;
+    const reason = promise.#value;
+    const report = (): void => rt.loop[kReportHandled](promise, reason);
+    if (rt.native || rt.loop.state === "closed") queueMicrotask(report);
+    else rt.loop[kAfterCheckpoint](report);
   }
 
   static #trackUnhandled(promise: AnyPromise): void {
@@ -1397,7 +1410,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       const flags = promise.#flags;
       if ((flags & HANDLED) !== 0) return;
       promise.#flags = flags | HANDLED;
-      if ((flags & REPORTED) !== 0) promise.#rt.loop[kReportHandled](promise, promise.#value);
+      if ((flags & REPORTED) !== 0) LoopPromise.#reportHandled(promise);
     };
     const record = <C>(
       callback: ElementCallback<C>,

@@ -115,3 +115,26 @@ Deno.test("the default loop's rejectionhandled event carries the reason, as Deno
     globalThis.removeEventListener("rejectionhandled", listener);
   }
 });
+
+Deno.test("onRejectionHandled runs after the catch() that handled the rejection returns, not inside it", async () => {
+  const log: string[] = [];
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onUnhandledRejection: () => log.push("unhandled"),
+    onRejectionHandled: () => log.push("handled"),
+  });
+  let rejected!: LoopPromise<never>;
+  loop.submit(() => {
+    rejected = LoopPromise.reject(new Error("late"));
+  });
+  await loop.run();
+  assert.deepEqual(log, ["unhandled"]);
+  loop.submit(() => {
+    rejected.catch(() => log.push("caught"));
+    log.push("catch() returned");
+  });
+  await loop.run();
+  // As natively: the reaction runs in this checkpoint, the handled report after it.
+  assert.deepEqual(log, ["unhandled", "catch() returned", "caught", "handled"]);
+  await loop.close();
+});
