@@ -59,6 +59,19 @@ const BSD_EXTRA: Readonly<Record<number, string>> = Object.freeze({
   78: "ENOSYS",
 });
 
+/** FreeBSD, OpenBSD and NetBSD (sys/errno.h): 45 is EOPNOTSUPP there. */
+const OTHER_BSD_EXTRA: Readonly<Record<number, string>> = Object.freeze({
+  ...BSD_EXTRA,
+  45: "EOPNOTSUPP",
+});
+
+/** macOS (xnu bsd/sys/errno.h): 45 is ENOTSUP, and EOPNOTSUPP is 102. */
+const DARWIN_EXTRA: Readonly<Record<number, string>> = Object.freeze({
+  ...BSD_EXTRA,
+  45: "ENOTSUP",
+  102: "EOPNOTSUPP",
+});
+
 /** Well-known Linux errno values the pollers produce themselves (validation mirrors the kernel). */
 export const LINUX_ERRNO = Object.freeze({
   EPERM: 1,
@@ -98,6 +111,10 @@ export const POSIX_ERRNO = Object.freeze({
  * @param os A `Deno.build.os` value; Linux (and Android) use the Linux table, the rest the BSD one.
  */
 export function errnoName(errno: number, os: string = "linux"): string {
-  const extra = os === "linux" || os === "android" ? LINUX_EXTRA : BSD_EXTRA;
+  const extra = os === "linux" || os === "android"
+    ? LINUX_EXTRA
+    : os === "darwin"
+    ? DARWIN_EXTRA
+    : OTHER_BSD_EXTRA;
   return extra[errno] ?? COMMON[errno] ?? `E${errno}`;
 }

@@ -88,6 +88,11 @@ Deno.test("errno names per OS family", () => {
   assert.equal(errnoName(35, "darwin"), "EAGAIN");
   assert.equal(errnoName(62, "freebsd"), "ELOOP");
   assert.equal(errnoName(9999, "linux"), "E9999");
+  // 45 is EOPNOTSUPP on the other BSDs (sys/errno.h) but ENOTSUP on macOS, whose EOPNOTSUPP is 102
+  // (xnu bsd/sys/errno.h).
+  for (const os of ["freebsd", "openbsd", "netbsd"]) assert.equal(errnoName(45, os), "EOPNOTSUPP");
+  assert.equal(errnoName(45, "darwin"), "ENOTSUP");
+  assert.equal(errnoName(102, "darwin"), "EOPNOTSUPP");
   // Above 34 the families differ: Linux asm-generic/errno.h vs the BSDs' and xnu's sys/errno.h.
   for (const os of ["darwin", "freebsd", "openbsd", "netbsd"]) {
     assert.deepEqual(
