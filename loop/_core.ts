@@ -961,14 +961,10 @@ export class LoopCore {
       return true;
     }
     if (handle === undefined || handle === null) return true;
-    if (typeof handle === "number" || typeof handle === "string") {
-      const id = Number(handle);
-      const found = this.timersById?.get(id);
-      if (found instanceof TimerNode) this.clearTimer(found);
-      else if (found instanceof ImmediateNode) this.clearImmediate(found);
-      return found !== undefined || (Number.isInteger(id) && id >= 1 && id < this.nextId);
-    }
-    return false;
+    if (typeof handle !== "number" && typeof handle !== "string") return false;
+    this.clearAny(handle);
+    const id = Number(handle); // issued by this loop, pending or not: its own
+    return Number.isInteger(id) && id >= 1 && id < this.nextId;
   }
 
   indexTimer(timer: TimerNode | ImmediateNode): void {
