@@ -30,6 +30,15 @@ import type {
   WatchOptions,
 } from "./types.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
+// The one value import from promise/ into loop/ (promise/ imports loop/ in turn): `loop.promise()`
+// and `loop.withResolvers()` make LoopPromises, and a LoopPromise must reach its loop. Neither
+// module touches the other's bindings while it is evaluated, so the cycle is safe whichever entry
+// point loads first (tests/loop/promise_helpers_test.ts loads each one first in a fresh process).
+import {
+  LoopPromise,
+  type LoopPromiseExecutor,
+  type LoopPromiseWithResolvers,
+} from "../promise/loop_promise.ts";
 
 /**
  * An event loop with JavaScript semantics, hosted inside Deno.
@@ -151,6 +160,52 @@ export class Loop implements AsyncDisposable {
    */
   queueMicrotask(callback: () => void): void {
     this.#core.queueMicrotask(callback);
+  }
+
+  /**
+   * A new {@linkcode LoopPromise} bound to this loop: `new LoopPromise(executor, { loop: this })`.
+   * Its reactions run as this loop's microtasks.
+   *
+   * @typeParam T The fulfilment value's type.
+   * @param executor Called at once with `resolve` and `reject` (only the first call of either
+   * counts); an exception it throws rejects the promise.
+   * @returns The promise.
+   * @throws {TypeError} If `executor` is not a function.
+   *
+   * @example
+   * ```ts
+   * import { Loop, VirtualClock } from "./mod.ts";
+   * const loop = new Loop({ clock: new VirtualClock() });
+   * const later = loop.promise<string>((resolve) => loop.setTimeout(() => resolve("done"), 50));
+   * later.then((text) => console.log(text, loop.now())); // "done" 50
+   * await loop.run();
+   * await loop.close();
+   * ```
+   */
+  promise<T>(executor: LoopPromiseExecutor<T>): LoopPromise<T> {
+    return new LoopPromise(executor, { loop: this });
+  }
+
+  /**
+   * A pending {@linkcode LoopPromise} bound to this loop, with its resolve and reject functions:
+   * `LoopPromise.withResolvers({ loop: this })`.
+   *
+   * @typeParam T The fulfilment value's type.
+   * @returns `{ promise, resolve, reject }`; later calls of either function are ignored.
+   *
+   * @example
+   * ```ts
+   * import { Loop } from "./mod.ts";
+   * const loop = new Loop();
+   * const { promise, resolve } = loop.withResolvers<number>();
+   * loop.submit(() => resolve(42));
+   * promise.then((n) => console.log(n)); // 42
+   * await loop.run();
+   * await loop.close();
+   * ```
+   */
+  withResolvers<T>(): LoopPromiseWithResolvers<T> {
+    return LoopPromise.withResolvers<T>({ loop: this });
   }
 
   /**

@@ -291,7 +291,8 @@ export type { Runtime };
  * code shares the loop's order, virtual time, metrics and error handling. It is awaitable, adopts
  * any thenable (native promises included) and is faster than a native promise.
  *
- * - **Loop binding.** `new LoopPromise(executor)` binds to `options.loop ?? currentLoop()`;
+ * - **Loop binding.** `new LoopPromise(executor)` binds to `options.loop ?? currentLoop()`
+ *   (`loop.promise(executor)` and `loop.withResolvers()` are shorthands for the `{ loop }` forms);
  *   promises made by `then`/`catch`/`finally` bind to their source's loop. Reactions run in FIFO
  *   order with the loop's other microtasks, when that loop runs: the default loop starts itself, an
  *   explicit loop only runs in `run()`/`runOnce()`. So awaiting a promise of an explicit loop from
