@@ -21,6 +21,7 @@ import {
   type LoadResult,
   runLoadInWorker,
 } from "./resp/load.ts";
+import { SocketError } from "./net/sockets.ts";
 import { LoopServer } from "./resp/server_loop.ts";
 import { NativeServer } from "./resp/server_native.ts";
 
@@ -288,4 +289,13 @@ async function main(): Promise<void> {
   );
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    // What a newcomer can fix (a missing permission, a socket the system refuses): one line.
+    if (!(error instanceof Deno.errors.NotCapable || error instanceof SocketError)) throw error;
+    console.error(`\neventloop demo: ${error.message}`);
+    Deno.exit(1);
+  }
+}

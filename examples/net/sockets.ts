@@ -107,6 +107,7 @@ export interface NetLib extends Disposable {
  * Opens the socket layer for this platform.
  *
  * @returns The socket calls; call {@linkcode NetLib.unload} (or `using`) when done.
+ * @throws {Deno.errors.NotCapable} Without the FFI permission (`--allow-ffi`).
  * @throws {Error} On a platform that has no implementation yet.
  */
 export function openNetLib(): NetLib {
@@ -125,6 +126,15 @@ function openLinuxLibc(): LinuxLibc {
     try {
       return Deno.dlopen(path, LINUX_SYMBOLS);
     } catch (error) {
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) {
+        // The other candidates would fail (or prompt) the same way: say what is missing.
+        throw new Deno.errors.NotCapable(
+          "Cannot open the example socket layer as it calls libc through FFI, which requires the FFI permission: run with --allow-ffi",
+          { cause: error },
+        );
+      }
       lastError = error;
     }
   }
