@@ -9,7 +9,8 @@
  * 4. times 1 ms timers on the loop and with Deno's `setTimeout`;
  * 5. prints the loop's metrics, closes everything and exits 0.
  *
- * Options: `--seconds N` per load run (default 2.5), `--connections N` (50), `--pipeline N` (16).
+ * Options: `--seconds N` per load run (default 2.5), `--connections N` (50), `--pipeline N` (16),
+ * also as `--name=N`; `--help`.
  *
  * @module
  */
@@ -30,15 +31,58 @@ const TIMER_SAMPLES = 500;
 const encoder = new TextEncoder();
 const tty = Deno.stdout.isTerminal();
 
-function arg(name: string, fallback: number, min: number, max: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = Number(Deno.args[i + 1]);
-  if (!(value >= min && value <= max)) {
-    console.error(`--${name} must be a number in [${min}, ${max}]`);
-    Deno.exit(2);
+const USAGE = [
+  "usage: deno task demo [--seconds 2.5] [--connections 50] [--pipeline 16]",
+  "  per load run: --seconds in [0.5, 10], --connections in [1, 500], --pipeline in [2, 256]",
+].join("\n");
+
+/** Parsed command line of the demo. */
+export interface DemoArgs {
+  /** Length of each load run, in seconds. */
+  seconds: number;
+  /** Concurrent client connections. */
+  connections: number;
+  /** Commands in flight per connection in the pipelined runs. */
+  pipeline: number;
+}
+
+const BOUNDS: Record<keyof DemoArgs, { min: number; max: number; integer: boolean }> = {
+  seconds: { min: 0.5, max: 10, integer: false },
+  connections: { min: 1, max: 500, integer: true },
+  pipeline: { min: 2, max: 256, integer: true },
+};
+
+/**
+ * Parses `--seconds N`, `--connections N`, `--pipeline N` (also `--name=N`).
+ *
+ * @param args The command-line arguments (`--help` is handled before).
+ * @returns The settings, defaults filled in.
+ * @throws {TypeError} For an unknown argument or a flag without a value.
+ * @throws {RangeError} For a value that is not a number in the flag's range.
+ */
+export function parseDemoArgs(args: readonly string[]): DemoArgs {
+  const result: DemoArgs = { seconds: 2.5, connections: 50, pipeline: 16 };
+  for (let i = 0; i < args.length; i++) {
+    const eq = args[i].indexOf("=");
+    const flag = eq < 0 ? args[i] : args[i].slice(0, eq);
+    const name = flag.slice(2) as keyof DemoArgs;
+    if (!flag.startsWith("--") || !Object.hasOwn(BOUNDS, name)) {
+      throw new TypeError(`Cannot parse the argument as an option: current value is ${args[i]}`);
+    }
+    const text = eq < 0 ? args[++i] : args[i].slice(eq + 1);
+    if (text === undefined) throw new TypeError(`Cannot parse ${flag} as it has no value`);
+    const { min, max, integer } = BOUNDS[name];
+    const value = text.trim() === "" ? NaN : Number(text);
+    if (!(value >= min && value <= max) || (integer && !Number.isInteger(value))) {
+      throw new RangeError(
+        `Cannot use ${flag} as it must be ${
+          integer ? "an integer" : "a number"
+        } in [${min}, ${max}]: current value is ${text}`,
+      );
+    }
+    result[name] = value;
   }
-  return value;
+  return result;
 }
 
 const group = (n: number): string => Math.round(n).toLocaleString("en-US");
@@ -148,12 +192,19 @@ async function measure(
 }
 
 async function main(): Promise<void> {
-  const seconds = arg("seconds", 2.5, 0.5, 10);
-  const base = {
-    connections: arg("connections", 50, 1, 500),
-    durationMs: Math.round(seconds * 1000),
-  };
-  const pipeline = arg("pipeline", 16, 2, 256);
+  if (Deno.args.includes("--help")) {
+    console.log(USAGE);
+    return;
+  }
+  let parsed: DemoArgs;
+  try {
+    parsed = parseDemoArgs(Deno.args);
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const { seconds, pipeline } = parsed;
+  const base = { connections: parsed.connections, durationMs: Math.round(seconds * 1000) };
   const shapes: Shape[] = [
     { label: "no pipelining", pipeline: 1 },
     { label: `pipeline ${pipeline}`, pipeline },

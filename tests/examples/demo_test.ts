@@ -1,7 +1,8 @@
-// `deno task demo` and the newcomer-facing edges of the examples: what the demo and
-// `deno task serve` say when --allow-ffi is missing.
+// `deno task demo` and the newcomer-facing edges of the examples: the demo's command line, and
+// what the demo and `deno task serve` say when --allow-ffi is missing.
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { parseDemoArgs } from "../../examples/demo.ts";
 
 const dec = new TextDecoder();
 
@@ -38,4 +39,31 @@ Deno.test("serve without --allow-ffi: says the FFI permission is missing, exit 1
   assertEquals(code, 1, stderr);
   assertEquals(stdout, "");
   assert.match(stderr, /^cannot listen on 127\.0\.0\.1:0: .*--allow-ffi.*\n$/);
+});
+
+Deno.test("demo: --help prints the usage and exits 0 without running", async () => {
+  const { code, stdout } = await runExample("demo.ts", NO_FFI, ["--help"]);
+  assertEquals(code, 0);
+  assert.match(stdout, /^usage: deno task demo .*--seconds/);
+});
+
+Deno.test("demo: an unknown argument is an error (exit 2), not silently ignored", async () => {
+  const { code, stdout, stderr } = await runExample("demo.ts", NO_FFI, ["--second", "1"]);
+  assertEquals(code, 2, stdout);
+  assert.match(stderr, /--second/);
+});
+
+Deno.test("parseDemoArgs: defaults, both flag forms, bounds", () => {
+  assertEquals(parseDemoArgs([]), { seconds: 2.5, connections: 50, pipeline: 16 });
+  assertEquals(parseDemoArgs(["--seconds=1", "--connections", "8", "--pipeline=4"]), {
+    seconds: 1,
+    connections: 8,
+    pipeline: 4,
+  });
+  assert.throws(() => parseDemoArgs(["--seconds", "0.1"]), RangeError);
+  assert.throws(() => parseDemoArgs(["--seconds=abc"]), RangeError);
+  assert.throws(() => parseDemoArgs(["--connections", "1.5"]), RangeError);
+  assert.throws(() => parseDemoArgs(["--pipeline"]), TypeError);
+  assert.throws(() => parseDemoArgs(["--bogus"]), TypeError);
+  assert.throws(() => parseDemoArgs(["3"]), TypeError);
 });
