@@ -29,7 +29,6 @@ import { NativeServer } from "./resp/server_native.ts";
 const HOST = "127.0.0.1";
 const TIMER_SAMPLES = 500;
 const encoder = new TextEncoder();
-const tty = Deno.stdout.isTerminal();
 
 const USAGE = [
   "usage: deno task demo [--seconds 2.5] [--connections 50] [--pipeline 16]",
@@ -88,8 +87,45 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
 const group = (n: number): string => Math.round(n).toLocaleString("en-US");
 const us = (n: number): string => `${group(n)} µs`;
 
-/** A live progress line: rewritten in place on a terminal, one line a second otherwise. */
-function progressPrinter(label: string): { update(p: LoadProgress): void; done(): void } {
+/** Where {@linkcode progressPrinter} writes. */
+export interface ProgressOutput {
+  /** Whether the output is a terminal (the line is then rewritten in place). */
+  tty: boolean;
+  /** The terminal's width (default: asked for at each update); the line is cut to fit. */
+  columns?: number;
+  /** Writes text as is. */
+  write(text: string): void;
+}
+
+function writeStdout(text: string): void {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(Deno.stdout.writeSync(bytes));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error; // `| head`: as console.log does
+  }
+}
+
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 80;
+  }
+}
+
+/**
+ * A live progress line: rewritten in place on a terminal (cut to its width, so that it never
+ * wraps), one plain line a second otherwise (no control codes when piped).
+ *
+ * @param label What is being measured.
+ * @param out Where to write (default: stdout).
+ * @returns `update` for each progress report, `done` once the run ends.
+ */
+export function progressPrinter(
+  label: string,
+  out: ProgressOutput = { tty: Deno.stdout.isTerminal(), write: writeStdout },
+): { update(p: LoadProgress): void; done(): void } {
   let lastPrintedMs = 0;
   return {
     update(p) {
@@ -97,14 +133,16 @@ function progressPrinter(label: string): { update(p: LoadProgress): void; done()
       const line = `  ${label}: ${(p.elapsedMs / 1000).toFixed(1)} s, ${
         group(p.requests)
       } requests, ${group(rate)} req/s`;
-      if (tty) Deno.stdout.writeSync(encoder.encode(`\r${line}\x1b[K`));
-      else if (p.elapsedMs - lastPrintedMs >= 1000) {
+      if (out.tty) {
+        const width = Math.max(1, (out.columns ?? terminalColumns()) - 1);
+        out.write(`\r${line.slice(0, width)}\x1b[K`);
+      } else if (p.elapsedMs - lastPrintedMs >= 1000) {
         lastPrintedMs = p.elapsedMs;
-        console.log(line);
+        out.write(`${line}\n`);
       }
     },
     done() {
-      if (tty) Deno.stdout.writeSync(encoder.encode("\r\x1b[K"));
+      if (out.tty) out.write("\r\x1b[K");
     },
   };
 }

@@ -1,8 +1,8 @@
-// `deno task demo` and the newcomer-facing edges of the examples: the demo's command line, and
-// what the demo and `deno task serve` say when --allow-ffi is missing.
+// `deno task demo` and the newcomer-facing edges of the examples: the demo's command line and
+// progress line, and what the demo and `deno task serve` say when --allow-ffi is missing.
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { parseDemoArgs } from "../../examples/demo.ts";
+import { parseDemoArgs, progressPrinter } from "../../examples/demo.ts";
 
 const dec = new TextDecoder();
 
@@ -66,4 +66,40 @@ Deno.test("parseDemoArgs: defaults, both flag forms, bounds", () => {
   assert.throws(() => parseDemoArgs(["--pipeline"]), TypeError);
   assert.throws(() => parseDemoArgs(["--bogus"]), TypeError);
   assert.throws(() => parseDemoArgs(["3"]), TypeError);
+});
+
+Deno.test("progress line: piped output is plain lines, at most one a second", () => {
+  const written: string[] = [];
+  const progress = progressPrinter("loop server", {
+    tty: false,
+    columns: 80,
+    write: (text) => written.push(text),
+  });
+  for (let ms = 250; ms <= 2500; ms += 250) progress.update({ elapsedMs: ms, requests: ms * 100 });
+  progress.done();
+  assertEquals(written.length, 2);
+  for (const line of written) {
+    assert.match(line, /^ {2}loop server: \d\.\d s, [\d,]+ requests, [\d,]+ req\/s\n$/);
+    assert.ok(!line.includes("\r") && !line.includes("\x1b"), JSON.stringify(line));
+  }
+});
+
+Deno.test("progress line: on a terminal it is rewritten in place and never wraps", () => {
+  const written: string[] = [];
+  const progress = progressPrinter("Deno.listen server, pipeline 16", {
+    tty: true,
+    columns: 40,
+    write: (text) => written.push(text),
+  });
+  progress.update({ elapsedMs: 1200, requests: 1_790_064 });
+  progress.update({ elapsedMs: 2200, requests: 3_284_960 });
+  progress.done();
+  assertEquals(written.length, 3);
+  for (const text of written.slice(0, 2)) {
+    assert.ok(text.startsWith("\r") && text.endsWith("\x1b[K"), JSON.stringify(text));
+    const visible = text.slice(1, -3);
+    assert.ok(visible.length < 40, `fits a 40-column terminal: ${JSON.stringify(visible)}`);
+    assert.ok(!/[\r\n]/.test(visible) && !visible.includes("\x1b"), JSON.stringify(visible));
+  }
+  assertEquals(written[2], "\r\x1b[K");
 });
