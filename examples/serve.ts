@@ -17,6 +17,8 @@ import { Loop } from "../loop/mod.ts";
 import { LoopServer } from "./resp/server_loop.ts";
 import { NativeServer } from "./resp/server_native.ts";
 
+const USAGE = "usage: deno task serve [--port 6380] [--host 127.0.0.1] [--native]";
+
 /** Parsed command line. */
 export interface ServeArgs {
   /** The IPv4 address to bind. */
@@ -36,7 +38,9 @@ export interface ServeArgs {
 export function parseServeArgs(args: readonly string[]): ServeArgs {
   const result: ServeArgs = { host: "127.0.0.1", port: 6380, native: false };
   for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
+    const eq = args[i].indexOf("=");
+    const flag = eq < 0 ? args[i] : args[i].slice(0, eq);
+    const inline = eq < 0 ? undefined : args[i].slice(eq + 1);
     const value = () => {
       const v = inline ?? args[++i];
       if (v === undefined) throw new TypeError(`Cannot parse ${flag} as it has no value`);
@@ -52,9 +56,9 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
       }
       result.port = port;
     } else if (flag === "--host" || flag === "-h") result.host = value();
-    else if (flag === "--native") result.native = true;
+    else if (flag === "--native" && inline === undefined) result.native = true;
     else if (flag === "--help") {
-      console.log("usage: deno task serve [--port 6380] [--host 127.0.0.1] [--native]");
+      console.log(USAGE);
       Deno.exit(0);
     } else {throw new TypeError(
         `Cannot parse the argument as an option: current value is ${args[i]}`,
@@ -68,7 +72,7 @@ async function main(): Promise<void> {
   try {
     args = parseServeArgs(Deno.args);
   } catch (error) {
-    console.error(error instanceof Error ? error.message : error);
+    console.error(`${error instanceof Error ? error.message : error}\n${USAGE}`);
     Deno.exit(2);
   }
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];

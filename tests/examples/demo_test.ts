@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { parseDemoArgs, progressPrinter } from "../../examples/demo.ts";
+import { parseServeArgs } from "../../examples/serve.ts";
 
 const dec = new TextDecoder();
 
@@ -102,4 +103,28 @@ Deno.test("progress line: on a terminal it is rewritten in place and never wraps
     assert.ok(!/[\r\n]/.test(visible) && !visible.includes("\x1b"), JSON.stringify(visible));
   }
   assertEquals(written[2], "\r\x1b[K");
+});
+
+Deno.test("parseServeArgs: defaults, both flag forms, bad values", () => {
+  assertEquals(parseServeArgs([]), { host: "127.0.0.1", port: 6380, native: false });
+  assertEquals(parseServeArgs(["--port=0", "-h", "127.0.0.2", "--native"]), {
+    host: "127.0.0.2",
+    port: 0,
+    native: true,
+  });
+  for (const bad of ["abc", "99999", "-1", "1e3", "0x10", ""]) {
+    assert.throws(() => parseServeArgs([`--port=${bad}`]), RangeError, bad);
+  }
+  assert.throws(() => parseServeArgs(["--port"]), TypeError);
+  assert.throws(() => parseServeArgs(["--bogus"]), TypeError);
+  // Everything after the first "=" is the value: nothing is silently dropped.
+  assertEquals(parseServeArgs(["--host=127.0.0.1=x"]).host, "127.0.0.1=x");
+  assert.throws(() => parseServeArgs(["--native=no"]), TypeError);
+});
+
+Deno.test("serve: a bad flag prints the problem and the usage, exit 2", async () => {
+  const { code, stdout, stderr } = await runExample("serve.ts", NO_FFI, ["--port", "abc"]);
+  assertEquals(code, 2);
+  assertEquals(stdout, "");
+  assert.match(stderr, /^Cannot use --port .*current value is abc\nusage: deno task serve /);
 });
