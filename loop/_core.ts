@@ -1798,7 +1798,10 @@ export class LoopCore {
       // Virtual time moves only here, at the start of a batch: after a turn of Deno's own event
       // loop, so the continuations of native promises settled by the last callbacks (an `await`
       // on a promise a loop timer resolved) have run before the clock jumps past them.
-      if (this.virtual && !this.hasRunnableWork() && this.alive()) this.advanceVirtualClock();
+      if (this.virtual && !this.hasRunnableWork() && this.alive() && !this.pollBeforeJump()) {
+        this.advanceVirtualClock();
+      }
+      if (this.stopRequested) return "done";
       for (;;) {
         this.iterate();
         if (this.stopRequested || !this.alive()) return "done";
@@ -1877,6 +1880,23 @@ export class LoopCore {
       if (eventMs < nextMs) nextMs = eventMs;
     }
     return nextMs;
+  }
+
+  /**
+   * On a virtual clock, before time jumps: whether a watched fd is ready now (a poll with a zero
+   * timeout; its events are kept for the poll phase), so time does not jump past it.
+   */
+  pollBeforeJump(): boolean {
+    if (this.watchCount === 0 || this.poller === null) return false;
+    let count: number;
+    try {
+      count = this.poller.wait(this.asyncBatch!, 0);
+    } catch (error) {
+      this.fail(error);
+      return true;
+    }
+    this.pendingAsyncEvents = count;
+    return count !== 0;
   }
 
   /** On a virtual clock: jumps to the next timer deadline or scripted fd event. */

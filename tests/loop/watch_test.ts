@@ -254,6 +254,40 @@ Deno.test("a FakePoller on a virtual clock: fd 7 readable at 30 ms, hangup at 50
   await poller.close();
 });
 
+Deno.test("a virtual-clock loop reports fds already ready before it jumps ahead to a timer", async () => {
+  // The clock jumped to the next timer deadline before any poll: an fd ready at t=0 (set by the
+  // test, scripted at 0, or a real pipe with data) was reported at t=100, after the timer.
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  poller.script(0, 8, READABLE).script(30, 9, READABLE);
+  await using loop = new Loop({ clock, poller });
+  const log: string[] = [];
+  for (const fd of [7, 8, 9]) {
+    const watch = loop.watch(fd, { readable: true }, () => {
+      log.push(`fd ${fd} at ${loop.now()}`);
+      watch.close();
+    });
+  }
+  poller.setReadiness(7, READABLE);
+  loop.setTimeout(() => log.push(`timer at ${loop.now()}`), 100);
+  await loop.run();
+  assert.deepEqual(log, ["fd 7 at 0", "fd 8 at 0", "fd 9 at 30", "timer at 100"]);
+  await poller.close();
+
+  using fds = new FdScope();
+  const [readFd, writeFd] = fds.pipe();
+  write(writeFd, "x");
+  await using realFdLoop = new Loop({ clock: new VirtualClock() });
+  const seen: string[] = [];
+  const watch = realFdLoop.watch(readFd, { readable: true }, () => {
+    seen.push(`pipe at ${realFdLoop.now()}`);
+    watch.close();
+  });
+  realFdLoop.setTimeout(() => seen.push(`timer at ${realFdLoop.now()}`), 3_600_000);
+  await realFdLoop.run();
+  assert.deepEqual(seen, ["pipe at 0", "timer at 3600000"]);
+});
+
 Deno.test("busyPollMs: fd events, timers and the end of run() behave the same while busy-polling", async () => {
   using fds = new FdScope();
   const [ping, pong] = fds.socketpair();
