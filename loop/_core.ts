@@ -559,6 +559,26 @@ function checkPoller(poller: unknown, what: string): asserts poller is Poller {
   }
 }
 
+/**
+ * Which open loop uses each poller: every wait reports all of a poller's fds under the tokens their
+ * loop gave them, so a poller shared by two loops would hand one loop's events to the other's
+ * watches (and their idle waits would collide). Released when the loop closes.
+ */
+const pollerUsers = new WeakMap<Poller, LoopCore>();
+
+/** Makes `core` the user of `poller`, or throws `Deno.errors.Busy` if another open loop is. */
+function claimPoller(poller: Poller, core: LoopCore, what: string): void {
+  const user = pollerUsers.get(poller);
+  if (user !== undefined && user !== core) {
+    throw new Deno.errors.Busy(
+      `Cannot ${what} as its poller is in use by the loop "${user.label}" until that loop closes: current value is a "${
+        String(poller.backend)
+      }" poller`,
+    );
+  }
+  pollerUsers.set(poller, core);
+}
+
 /** Why a run failed: the first error, and any that siblings threw before the loop could stop. */
 interface Failure {
   error: unknown;
@@ -829,6 +849,10 @@ export class LoopCore {
         onError: (error) => this.handleError(error, KIND_TASK, "onSlowCallback"),
       });
     }
+    // Last, so that a loop refused for another option claims nothing.
+    if (pollerOption !== undefined && typeof pollerOption !== "function") {
+      claimPoller(pollerOption, this, "create a loop");
+    }
   }
 
   // ---------------------------------------------------------------- scheduling
@@ -1062,6 +1086,7 @@ export class LoopCore {
     } else if (typeof option === "function") {
       poller = option();
       checkPoller(poller, "use the loop's poller factory");
+      claimPoller(poller, this, "use the loop's poller factory");
       this.ownsPoller = true;
     } else poller = option;
     this.poller = poller;
@@ -2258,6 +2283,12 @@ export class LoopCore {
     // it (the poller may take a while to close; loop promises then run on native microtasks).
     this.state = "closed";
     this.accept = CLOSED;
+    // Another loop may use the poller now (a given one: this loop does not close it).
+    for (const used of [this.poller, this.pollerOption]) {
+      if (typeof used === "object" && used !== null && pollerUsers.get(used) === this) {
+        pollerUsers.delete(used);
+      }
+    }
     const poller = this.ownsPoller ? this.poller : null;
     this.poller = null;
     const finish = () => {

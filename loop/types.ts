@@ -45,7 +45,11 @@ export interface LoopOptions {
    * 4 ms. Off by default (browsers have it, Node does not).
    */
   clampNestedTimers?: boolean;
-  /** The poller for `watch()` and idle waits, or a factory for it; default `createPoller()` on first use. */
+  /**
+   * The poller for `watch()` and idle waits, or a factory for it; default `createPoller()` on first
+   * use. A poller serves one open loop at a time (`Deno.errors.Busy` otherwise); the loop closes a
+   * poller its factory made, and leaves one given as is to its owner.
+   */
   poller?: Poller | (() => Poller);
   /**
    * Record metrics (`loop.metrics()`); off by default. `true` uses the defaults (adaptive sampling of

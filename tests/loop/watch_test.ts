@@ -288,6 +288,39 @@ Deno.test("a virtual-clock loop reports fds already ready before it jumps ahead 
   assert.deepEqual(seen, ["pipe at 0", "timer at 3600000"]);
 });
 
+Deno.test("one poller cannot serve two open loops: the second is refused, and may reuse it once the first closes", async () => {
+  // Shared, every wait of one loop reported the other's fds under its own tokens: loop a's watch of
+  // fd 7 was called (in a tight loop) for fd 8's readiness, which was meant for loop b.
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  const first = new Loop({ clock, poller, label: "a" });
+  assert.throws(
+    () => new Loop({ clock, poller, label: "b" }),
+    (error: unknown) =>
+      error instanceof Deno.errors.Busy &&
+      error.message ===
+        'Cannot create a loop as its poller is in use by the loop "a" until that loop closes: current value is a "fake" poller',
+  );
+  const shared = () => poller;
+  const viaFactory = new Loop({ clock, poller: shared, label: "c" });
+  assert.throws(() => viaFactory.watch(8, { readable: true }, () => {}), Deno.errors.Busy);
+  await viaFactory.close();
+  const log: string[] = [];
+  const firstWatch = first.watch(7, { readable: true }, () => log.push("a: fd 7"));
+  first.setTimeout(() => firstWatch.close(), 10);
+  await first.run();
+  await first.close();
+  poller.script(20, 8, READABLE);
+  await using second = new Loop({ clock, poller, label: "b" });
+  const secondWatch = second.watch(8, { readable: true }, () => {
+    log.push(`b: fd 8 at ${second.now()}`);
+    secondWatch.close();
+  });
+  await second.run();
+  assert.deepEqual(log, ["b: fd 8 at 20"]);
+  await poller.close();
+});
+
 Deno.test("busyPollMs: fd events, timers and the end of run() behave the same while busy-polling", async () => {
   using fds = new FdScope();
   const [ping, pong] = fds.socketpair();
