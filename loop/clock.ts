@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 
 /**
  * A source of monotonic time in milliseconds (fractional). A loop reads it once per iteration and
@@ -52,9 +53,12 @@ export class VirtualClock implements Clock {
    * Makes a virtual clock.
    *
    * @param startMs The initial time in ms (default 0), finite and non-negative.
+   * @throws {TypeError} If `startMs` is not a number.
+   * @throws {RangeError} If it is negative, `NaN` or infinite.
    */
   constructor(startMs = 0) {
-    if (typeof startMs !== "number" || !Number.isFinite(startMs) || startMs < 0) {
+    checkNumber(startMs, "create a virtual clock as the start time");
+    if (!Number.isFinite(startMs) || startMs < 0) {
       throw new RangeError(
         `Cannot create a virtual clock as the start time must be a finite number >= 0: current value is ${startMs}`,
       );
@@ -72,9 +76,12 @@ export class VirtualClock implements Clock {
    *
    * @param deltaMs How far to move, finite and non-negative.
    * @returns The new time in ms.
+   * @throws {TypeError} If `deltaMs` is not a number.
+   * @throws {RangeError} If it is negative, `NaN` or infinite.
    */
   advance(deltaMs: number): number {
-    if (typeof deltaMs !== "number" || !Number.isFinite(deltaMs) || deltaMs < 0) {
+    checkNumber(deltaMs, "advance a virtual clock as the step");
+    if (!Number.isFinite(deltaMs) || deltaMs < 0) {
       throw new RangeError(
         `Cannot advance a virtual clock as the step must be a finite number >= 0: current value is ${deltaMs}`,
       );
@@ -87,13 +94,23 @@ export class VirtualClock implements Clock {
    * Sets the clock to `timeMs`, which must not be earlier than the current time.
    *
    * @param timeMs The new time in ms.
+   * @throws {TypeError} If `timeMs` is not a number.
+   * @throws {RangeError} If it is earlier than the current time, `NaN` or infinite.
    */
   set(timeMs: number): void {
-    if (typeof timeMs !== "number" || !Number.isFinite(timeMs) || timeMs < this.#nowMs) {
+    checkNumber(timeMs, "set a virtual clock as the time");
+    if (!Number.isFinite(timeMs) || timeMs < this.#nowMs) {
       throw new RangeError(
         `Cannot set a virtual clock backwards or to a non-finite time: current value is ${timeMs}, clock is at ${this.#nowMs}`,
       );
     }
     this.#nowMs = timeMs;
+  }
+}
+
+/** Throws a `TypeError` showing `value` unless it is a number (`what` says which one). */
+function checkNumber(value: unknown, what: string): asserts value is number {
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot ${what} must be a number: current value is ${describe(value)}`);
   }
 }

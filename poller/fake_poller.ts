@@ -14,6 +14,7 @@ import {
   checkFd,
   checkInterest,
   checkToken,
+  describe,
   MAX_FD,
   normaliseTimeout,
 } from "./_validate.ts";
@@ -165,7 +166,14 @@ export class FakePoller implements Poller {
    * @returns This poller, to chain scripts.
    */
   script(atMs: number, fd: number, readiness: number): this {
-    if (typeof atMs !== "number" || !Number.isFinite(atMs)) {
+    if (typeof atMs !== "number") {
+      throw new TypeError(
+        `Cannot script a readiness change as the time must be a number of ms: current value is ${
+          describe(atMs)
+        }`,
+      );
+    }
+    if (!Number.isFinite(atMs)) {
       throw new RangeError(
         `Cannot script a readiness change as the time must be a finite number of ms: current value is ${atMs}`,
       );
@@ -499,10 +507,12 @@ function checkStateArgs(fd: number, readiness: number, action: string): void {
       `Cannot ${action} as the fd must be in [0, ${MAX_FD}]: current value is ${fd}`,
     );
   }
-  if (
-    typeof readiness !== "number" || !Number.isInteger(readiness) || readiness < 0 ||
-    (readiness & ~ALL_READINESS) !== 0
-  ) {
+  if (typeof readiness !== "number") {
+    throw new TypeError(
+      `Cannot ${action} as the readiness must be a number: current value is ${describe(readiness)}`,
+    );
+  }
+  if (!Number.isInteger(readiness) || readiness < 0 || (readiness & ~ALL_READINESS) !== 0) {
     throw new RangeError(
       `Cannot ${action} as the readiness must be a combination of READABLE, WRITABLE, PRIORITY, HANGUP and ERROR (0-31): current value is ${readiness}`,
     );

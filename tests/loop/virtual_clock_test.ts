@@ -75,3 +75,36 @@ Deno.test("native promise continuations run before virtual time jumps ahead", as
   ]);
   await loop.close();
 });
+
+Deno.test("a VirtualClock given a non-number is a TypeError that shows the value as given", () => {
+  // A string was a RangeError reading "must be a finite number >= 0: current value is 5".
+  const clock = new VirtualClock();
+  const cases: [() => unknown, string][] = [
+    [
+      () => new VirtualClock("5" as never),
+      'Cannot create a virtual clock as the start time must be a number: current value is "5"',
+    ],
+    [
+      () => clock.advance("5" as never),
+      'Cannot advance a virtual clock as the step must be a number: current value is "5"',
+    ],
+    [
+      () => clock.set(5n as never),
+      "Cannot set a virtual clock as the time must be a number: current value is 5n",
+    ],
+  ];
+  for (const [call, message] of cases) {
+    assert.throws(
+      call,
+      (error: unknown) => error instanceof TypeError && error.message === message,
+    );
+  }
+  assert.throws(
+    () => clock.set(NaN),
+    (error: unknown) =>
+      error instanceof RangeError &&
+      error.message ===
+        "Cannot set a virtual clock backwards or to a non-finite time: current value is NaN, clock is at 0",
+  );
+  assert.equal(clock.now(), 0);
+});

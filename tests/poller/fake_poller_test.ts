@@ -276,3 +276,26 @@ Deno.test("FakePoller: a change scripted while a wait is parked wakes it at its 
   assert.equal(fake.nextEventTimeMs(), 100);
   await fake.close();
 });
+
+Deno.test("FakePoller: a non-number time or readiness is a TypeError that shows the value as given", async () => {
+  // Strings were RangeErrors reading "must be a finite number of ms: current value is 30".
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  assert.throws(
+    () => poller.script("30" as never, 7, READABLE),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        'Cannot script a readiness change as the time must be a number of ms: current value is "30"',
+  );
+  assert.throws(
+    () => poller.setReadiness(7, "1" as never),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message ===
+        'Cannot set readiness as the readiness must be a number: current value is "1"',
+  );
+  assert.throws(() => poller.script(NaN, 7, READABLE), RangeError);
+  assert.throws(() => poller.setReadiness(7, 64), RangeError);
+  assert.equal(poller.nextEventTimeMs(), Infinity, "nothing was scripted");
+  await poller.close();
+});
