@@ -192,7 +192,8 @@ class Installation implements Disposable {
  *
  * With a `VirtualClock` loop this is a deterministic fake time for code that calls the global
  * timers, the job of `@std/testing`'s `FakeTime`: the loop jumps to each deadline when idle. The
- * loop's own idle waits keep using Deno's timers, captured at import.
+ * loop's own idle waits keep using Deno's timers, captured at import. Unlike `FakeTime`, `Date` is
+ * not replaced: `Date.now()` keeps real time while `loop.now()` follows the virtual clock.
  *
  * The installed clear functions clear the loop's handles and ids; anything else (a Deno timer set
  * before the installation, an id the loop never issued) goes to the function they replaced, so
