@@ -115,7 +115,9 @@ export class Loop implements AsyncDisposable {
    * phase, as in Node, and never fires before the loop clock reaches its deadline. Outside
    * callbacks, timers set in one synchronous turn of JS share one reading (the first timer's, or
    * the latest `now()` call's), so call `now()` after a long synchronous stretch to measure later
-   * timers from that point.
+   * timers from that point. That sharing is the system clock's only: outside callbacks an injected
+   * clock (a `VirtualClock`) is read afresh by every call, so a test that advances it between two
+   * `setTimeout` calls measures the second from the new time.
    *
    * @returns The loop's current time in ms.
    */
