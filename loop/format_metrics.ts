@@ -34,9 +34,11 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
   const out: string[] = [];
   const sampling = s.sampling.mode === "every"
     ? "every callback timed"
-    : `${s.sampling.mode} sampling, 1 in ~${count(s.sampling.period)} timed (${
-      count(s.sampling.timed)
-    } so far, percentiles of the sample)`;
+    // The period is the one in force now (a slow phase at the end can make it 1 after a busy
+    // run): the share timed over the whole run comes first.
+    : `${s.sampling.mode} sampling, ${count(s.sampling.timed)} callbacks timed (${
+      percent(s.sampling.rate)
+    }; now 1 in ~${count(s.sampling.period)}), percentiles of the sample`;
   out.push(
     `loop metrics at ${duration(s.atMs)}: up ${duration(s.uptimeMs)}, ${
       count(s.iterations)

@@ -144,7 +144,7 @@ Deno.test("formatMetrics describes sampling and picks units across magnitudes", 
   const text = formatMetrics(m.snapshot(nowMs));
   assert.match(
     text.split("\n")[0],
-    /adaptive sampling, 1 in ~\d+(\.\d+)?k? timed \(\d+ so far, percentiles of the sample\)$/,
+    /adaptive sampling, \d+ callbacks timed \(0\.\d %; now 1 in ~\d+(\.\d+)?k?\), percentiles of the sample$/,
   );
   assert.match(text, /^callbacks\s+2\.00M\s+\d+\s+50\.0 ns\s+/m, "ns and M");
   assert.match(text, /^timer lateness\s+1\s+1\s+1\.50 s\s+/m, "seconds");
