@@ -560,23 +560,36 @@ function checkPoller(poller: unknown, what: string): asserts poller is Poller {
 }
 
 /**
- * Which open loop uses each poller: every wait reports all of a poller's fds under the tokens their
- * loop gave them, so a poller shared by two loops would hand one loop's events to the other's
- * watches (and their idle waits would collide). Released when the loop closes.
+ * Which open loop uses a poller, kept on the poller itself (a hidden, non-enumerable property:
+ * no module-level registry): every wait reports all of a poller's fds under the tokens their loop
+ * gave them, so a poller shared by two loops would hand one loop's events to the other's watches
+ * (and their idle waits would collide). Released when the loop closes. A poller that cannot take
+ * the property (frozen) is not tracked.
  */
-const pollerUsers = new WeakMap<Poller, LoopCore>();
+const kPollerUser: unique symbol = Symbol("eventloop.pollerUser");
+
+type ClaimablePoller = Poller & { [kPollerUser]?: LoopCore | undefined };
 
 /** Makes `core` the user of `poller`, or throws `Deno.errors.Busy` if another open loop is. */
 function claimPoller(poller: Poller, core: LoopCore, what: string): void {
-  const user = pollerUsers.get(poller);
-  if (user !== undefined && user !== core) {
+  const user = (poller as ClaimablePoller)[kPollerUser];
+  if (user !== undefined && user !== core && user.state !== "closed") {
     throw new Deno.errors.Busy(
       `Cannot ${what} as its poller is in use by the loop "${user.label}" until that loop closes: current value is a "${
         String(poller.backend)
       }" poller`,
     );
   }
-  pollerUsers.set(poller, core);
+  if (user === core) return;
+  if (user === undefined && !Object.isExtensible(poller)) return;
+  Object.defineProperty(poller, kPollerUser, { value: core, writable: true, configurable: true });
+}
+
+/** Frees `poller` for other loops if `core` holds it. */
+function releasePoller(poller: unknown, core: LoopCore): void {
+  if (typeof poller !== "object" || poller === null) return;
+  const claimable = poller as ClaimablePoller;
+  if (claimable[kPollerUser] === core) claimable[kPollerUser] = undefined;
 }
 
 /** Why a run failed: the first error, and any that siblings threw before the loop could stop. */
@@ -2284,11 +2297,8 @@ export class LoopCore {
     this.state = "closed";
     this.accept = CLOSED;
     // Another loop may use the poller now (a given one: this loop does not close it).
-    for (const used of [this.poller, this.pollerOption]) {
-      if (typeof used === "object" && used !== null && pollerUsers.get(used) === this) {
-        pollerUsers.delete(used);
-      }
-    }
+    releasePoller(this.poller, this);
+    releasePoller(this.pollerOption, this);
     const poller = this.ownsPoller ? this.poller : null;
     this.poller = null;
     const finish = () => {
