@@ -581,8 +581,30 @@ function claimPoller(poller: Poller, core: LoopCore, what: string): void {
     );
   }
   if (user === core) return;
+  checkPollerClock(poller, core, what);
   if (user === undefined && !Object.isExtensible(poller)) return;
   Object.defineProperty(poller, kPollerUser, { value: core, writable: true, configurable: true });
+}
+
+/**
+ * Throws unless a scripted poller (one with a `clock`, as FakePoller) reads the loop's clock when
+ * either is virtual: on different clocks, scripted times would depend on how long the process has
+ * been up (a virtual loop, a real-time script) or the loop would spin until each timer (the
+ * reverse).
+ */
+function checkPollerClock(poller: Poller, core: LoopCore, what: string): void {
+  const pollerClock = (poller as { clock?: { now?: unknown; virtual?: boolean } }).clock;
+  if (typeof pollerClock !== "object" || pollerClock === null) return;
+  if (pollerClock === core.clock || (pollerClock.virtual !== true && !core.virtual)) return;
+  const kind = (virtual: boolean): string => virtual ? "a virtual" : "a real-time";
+  const current = pollerClock.virtual === true && core.virtual
+    ? "a virtual poller clock other than the loop's"
+    : `${kind(pollerClock.virtual === true)} poller clock on ${kind(core.virtual)} loop clock`;
+  throw new TypeError(
+    `Cannot ${what} as its ${
+      String(poller.backend)
+    } poller must read the loop's clock (new FakePoller({ clock })): current value is ${current}`,
+  );
 }
 
 /** Frees `poller` for other loops if `core` holds it. */

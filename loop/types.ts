@@ -48,7 +48,9 @@ export interface LoopOptions {
   /**
    * The poller for `watch()` and idle waits, or a factory for it; default `createPoller()` on first
    * use. A poller serves one open loop at a time (`Deno.errors.Busy` otherwise); the loop closes a
-   * poller its factory made, and leaves one given as is to its owner.
+   * poller its factory made, and leaves one given as is to its owner. A scripted poller with a
+   * `clock` (a `FakePoller`) must read the loop's clock when either is virtual (a `TypeError`
+   * otherwise): `new Loop({ clock, poller: new FakePoller({ clock }) })`.
    */
   poller?: Poller | (() => Poller);
   /**

@@ -148,6 +148,14 @@ export class FakePoller implements Poller {
     this.#supports = options.supports;
   }
 
+  /**
+   * The clock scripted times refer to (the one given, or the default real-time one). A loop using
+   * this poller must run on the same clock: `new Loop({ clock, poller: new FakePoller({ clock }) })`.
+   */
+  get clock(): FakePollerClock {
+    return this.#clock;
+  }
+
   /** Whether {@linkcode FakePoller.close} has been called. */
   get closed(): boolean {
     return this.#closed;

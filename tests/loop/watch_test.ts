@@ -321,6 +321,44 @@ Deno.test("one poller cannot serve two open loops: the second is refused, and ma
   await poller.close();
 });
 
+Deno.test("a FakePoller on another clock than its loop is refused, not left to fire at the wrong time", async () => {
+  // A virtual loop with a real-time FakePoller (the default clock) applied a script at 30 ms at
+  // virtual 0 or 30 depending on how long the process had been up; the reverse spun the CPU.
+  const clock = new VirtualClock();
+  const refused = (loopClock: VirtualClock | undefined, poller: FakePoller, current: string) =>
+    assert.throws(
+      () => new Loop({ clock: loopClock, poller }),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message ===
+          `Cannot create a loop as its fake poller must read the loop's clock (new FakePoller({ clock })): current value is ${current}`,
+    );
+  const realTime = new FakePoller();
+  refused(clock, realTime, "a real-time poller clock on a virtual loop clock");
+  const virtual = new FakePoller({ clock });
+  refused(undefined, virtual, "a virtual poller clock on a real-time loop clock");
+  refused(new VirtualClock(), virtual, "a virtual poller clock other than the loop's");
+  // Through a factory, when the loop first needs its poller.
+  const viaFactory = new Loop({ clock, poller: () => realTime });
+  assert.throws(() => viaFactory.watch(3, { readable: true }, () => {}), TypeError);
+  await viaFactory.close();
+  // Real time on both sides, or the same virtual clock, is fine; so is a frozen poller (untracked).
+  await new Loop({ poller: realTime }).close();
+  const frozen = Object.freeze(new FakePoller({ clock }));
+  await using loop = new Loop({ clock, poller: frozen });
+  virtual.script(30, 7, READABLE);
+  await using scripted = new Loop({ clock, poller: virtual });
+  const seen: number[] = [];
+  const watch = scripted.watch(7, { readable: true }, () => {
+    seen.push(scripted.now());
+    watch.close();
+  });
+  await scripted.run();
+  assert.deepEqual(seen, [30]);
+  assert.equal(loop.state, "idle");
+  await Promise.all([realTime.close(), virtual.close(), frozen.close()]);
+});
+
 Deno.test("busyPollMs: fd events, timers and the end of run() behave the same while busy-polling", async () => {
   using fds = new FdScope();
   const [ping, pong] = fds.socketpair();
@@ -399,8 +437,9 @@ Deno.test("a FakePoller script added while the virtual-clock loop is parked stil
 });
 
 Deno.test("an interest flag that is not a boolean is a TypeError, never read as truthy", async () => {
-  const poller = new FakePoller({ clock: new VirtualClock() });
-  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
   for (const interest of [{ readable: "false" }, { writable: 1 }, { priority: null }]) {
     assert.throws(
       () => loop.watch(3, interest as never, () => {}),
@@ -472,8 +511,9 @@ Deno.test("a watch closed after its fd, the file kept open by a dup: the idle lo
 });
 
 Deno.test("a non-number fd is a TypeError that shows the value, not just its type", async () => {
-  const poller = new FakePoller({ clock: new VirtualClock() });
-  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
   const cases: [unknown, string][] = [["3", '"3"'], [3n, "3n"], [null, "null"], [
     {},
     "[object Object]",
@@ -490,8 +530,9 @@ Deno.test("a non-number fd is a TypeError that shows the value, not just its typ
 });
 
 Deno.test("an unknown interest key (a typo) is a TypeError, in watch() and modify()", async () => {
-  const poller = new FakePoller({ clock: new VirtualClock() });
-  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
   const isUnknownKey = (error: unknown) =>
     error instanceof TypeError &&
     /as the interest's keys must be readable, writable or priority: current value is "writeable"$/
@@ -515,8 +556,9 @@ Deno.test("a label that is not a string is a TypeError, for a loop and for a wat
       error instanceof TypeError &&
       error.message === "Cannot create a loop as the label must be a string: current value is 42",
   );
-  const poller = new FakePoller({ clock: new VirtualClock() });
-  await using loop = new Loop({ clock: new VirtualClock(), poller });
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
   assert.throws(
     () => loop.watch(3, { readable: true }, () => {}, { label: {} as never }),
     (error: unknown) =>
