@@ -35,8 +35,10 @@ export const systemClock: Clock = Object.freeze({
  * A {@linkcode Clock} whose time moves only when told, for deterministic tests. A loop on a virtual
  * clock advances it to the next timer deadline (or the next change a `FakePoller` has scripted)
  * whenever it has nothing else to do (tokio's paused time), so a test that sleeps for an hour
- * finishes at once. Only the loop's time is virtual: `Date.now()` and `performance.now()` keep
- * real time, so code under test should read {@linkcode Loop.now}.
+ * finishes at once. It never advances while work is runnable, and a watched fd that stays ready
+ * (polling is level-triggered) counts as runnable: a test must read, modify or close such an fd, or
+ * a timer meant to time it out never comes. Only the loop's time is virtual: `Date.now()` and
+ * `performance.now()` keep real time, so code under test should read {@linkcode Loop.now}.
  *
  * @example Advancing by hand
  * ```ts
