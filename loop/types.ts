@@ -186,7 +186,11 @@ export interface Watch extends Disposable {
   close(): void;
   /** Makes the watch keep `run()` alive (the default). */
   ref(): this;
-  /** Lets `run()` finish even while this watch is open. */
+  /**
+   * Lets `run()` finish even while this watch is open. On the default loop, an unref'd watch is
+   * polled only while the loop runs for ref'd work: unlike an unref'd timer, it does not wake the
+   * loop from dormancy (that would take a poll every few ms for as long as the process lives).
+   */
   unref(): this;
   /** Whether the watch keeps `run()` alive. */
   hasRef(): boolean;
