@@ -2391,25 +2391,35 @@ export class LoopCore {
         }
         watches++;
       }
-      for (const resource of [...this.tracked]) {
-        this.tracked.delete(resource);
-        let disposition: Disposition;
-        try {
-          disposition = resource.dispose(
-            new LoopClosedError(
-              `Cannot settle ${resource.label} as its loop "${this.label}" was closed`,
-            ),
-          );
-        } catch (error) {
-          this.handleError(error, KIND_CLOSE, resource.label);
-          disposition = "cancelled";
+      // Rejections and close callbacks settle their followers before the loop is gone; helpers
+      // those make meanwhile (an all() in an onClose callback or in a reaction to a rejection)
+      // are tracked while closing, so they are disposed of in turn, rather than left pending.
+      // A rejection check made meanwhile is not: it reports after the close, as it always did.
+      let later = false;
+      for (;;) {
+        let disposed = false;
+        for (const resource of [...this.tracked]) {
+          if (later && resource.kind === "promise.rejectionCheck") continue;
+          disposed = true;
+          this.tracked.delete(resource);
+          let disposition: Disposition;
+          try {
+            disposition = resource.dispose(
+              new LoopClosedError(
+                `Cannot settle ${resource.label} as its loop "${this.label}" was closed`,
+              ),
+            );
+          } catch (error) {
+            this.handleError(error, KIND_CLOSE, resource.label);
+            disposition = "cancelled";
+          }
+          if (disposition === "rejected") rejected++;
+          items.push({ kind: resource.kind, label: resource.label, disposition });
         }
-        if (disposition === "rejected") rejected++;
-        items.push({ kind: resource.kind, label: resource.label, disposition });
+        if (later && !disposed) break;
+        drainQueued();
+        later = true;
       }
-      // Rejections and close callbacks settle their followers before the loop is gone.
-      this.accept = CLOSING;
-      drainQueued();
     } finally {
       this.inBatch = false;
       leaveLoop(previous);

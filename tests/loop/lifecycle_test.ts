@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Loop, LoopClosedError, LoopPromise, LoopStateError, VirtualClock } from "../../mod.ts";
 import { FakePoller } from "../../poller/mod.ts";
+import { all, race } from "../../promise/mod.ts";
 
 Deno.test("run() returns when nothing ref'd is left and can be called again", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
@@ -341,5 +342,38 @@ Deno.test("an error thrown by the callback that called close() rejects run(), wi
   });
   assert.throws(() => loop.runOnce(), (error) => error === boom);
   await loop.close();
+  assert.equal(loop.state, "closed");
+});
+
+Deno.test("helpers made while close() finishes (onClose callbacks, reactions to its rejections) are rejected too", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, poller: new FakePoller({ clock }) });
+  const never = loop.withResolvers<number>().promise;
+  const outcomes: string[] = [];
+  const note = (name: string, promise: PromiseLike<unknown>) =>
+    promise.then(
+      () => outcomes.push(`${name} fulfilled`),
+      (error) => outcomes.push(`${name} ${error instanceof LoopClosedError ? "closed" : error}`),
+    );
+  // close() closes the watch, then runs its onClose: the helpers made there are tracked after
+  // close() disposed of the pending ones.
+  loop.watch(7, { readable: true }, () => {}, {
+    onClose: () => {
+      note("all", all([never], { loop }));
+      note("race", race([never], { loop }));
+      note("adoption", LoopPromise.resolve(new Promise<never>(() => {}), { loop }));
+    },
+  });
+  // A reaction to a rejection close() makes: it runs in close()'s last drain too.
+  all([never], { loop }).catch(() => note("all in a reaction", all([never], { loop })));
+  const report = await loop.close();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(outcomes.sort(), [
+    "adoption closed",
+    "all closed",
+    "all in a reaction closed",
+    "race closed",
+  ]);
+  assert.equal(report.disposed.rejected, 5);
   assert.equal(loop.state, "closed");
 });
