@@ -2040,9 +2040,10 @@ export class LoopCore {
     this.failure = null;
     if (this.closeRequested) this.startClose();
     else if (this.isDefault) {
-      // A run that failed left queued work behind, and nobody calls the default loop's run():
-      // start again once the error has surfaced, if the process lives on.
-      if (failure !== null && this.alive()) this.armRestart();
+      // A run that failed or was stopped left queued work behind, and nobody calls the default
+      // loop's run(): start again (once the error has surfaced, if the process lives on), rather
+      // than go dormant with ref'd work that nothing would run.
+      if (this.alive()) this.armRestart();
       else this.armDormantWake();
     }
     if (failure !== null) throw failureError(failure);
@@ -2083,10 +2084,11 @@ export class LoopCore {
   }
 
   /**
-   * The default loop's run() failed (an unhandled rejection nobody prevented, a poller failure) with
-   * ref'd work still queued: a ref'd Deno timer (that work keeps the process alive) starts it again
-   * after Deno's next turn, once the failure has surfaced as an uncaught rejection (which ends the
-   * process, unless a listener prevents that). Callback errors never get here: see uncaught().
+   * The default loop's run() failed (an unhandled rejection nobody prevented, a poller failure) or
+   * was stopped (stop()) with ref'd work still queued: a ref'd Deno timer (that work keeps the
+   * process alive) starts it again after Deno's next turn, once a failure has surfaced as an
+   * uncaught rejection (which ends the process, unless a listener prevents that). Callback errors
+   * never get here: see uncaught().
    */
   armRestart(): void {
     if (this.accept !== ACCEPTING) return;

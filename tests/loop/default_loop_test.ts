@@ -180,3 +180,31 @@ Deno.test("the default loop refuses close(): the free functions use it for the r
   loop.setTimeout(() => fired.resolve(), 0); // still usable
   await fired.promise;
 });
+
+Deno.test("stop() on the default loop does not leave its queued work behind: it starts again", async () => {
+  const loop = defaultLoop();
+  const log: string[] = [];
+  const done = Promise.withResolvers<void>();
+  loop.submit(() => {
+    log.push("stops");
+    loop.stop();
+  });
+  loop.submit(() => log.push("queued task"));
+  loop.setImmediate(() => {
+    log.push("immediate");
+    done.resolve();
+  });
+  // Nobody calls the default loop's run(): without a restart the work would wait for more work
+  // to arrive, and the process could end first.
+  const limit = setTimeout(() => done.reject(new Error(`lost: ${log.join(", ")}`)), 1_000);
+  try {
+    await done.promise;
+  } finally {
+    clearTimeout(limit);
+  }
+  assert.deepEqual(log, ["stops", "queued task", "immediate"]);
+  for (let turn = 0; turn < 50 && loop.state !== "idle"; turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  assert.equal(loop.state, "idle");
+});
