@@ -444,7 +444,9 @@ export class Loop implements AsyncDisposable {
    * same promise. If called from a callback, the close happens once that callback returns.
    *
    * @returns What was pending and how each was disposed of; rejects with `LoopStateError` for the
-   * default loop, which lives as long as the process.
+   * default loop, which lives as long as the process, and (the loop is closed all the same) with the
+   * error a callback threw while closing when there is no `onError` (an `AggregateError` when
+   * several did, as in {@linkcode Loop.run}).
    *
    * @example
    * ```ts
