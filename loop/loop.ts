@@ -421,7 +421,9 @@ export class Loop implements AsyncDisposable {
   }
 
   /**
-   * Ends `run()` after the current callback. Queued work stays queued for the next `run()`.
+   * Ends `run()` after the current callback. Queued work stays queued for the next `run()`. The
+   * default loop, whose `run()` nobody calls, starts again after Deno's next turn if ref'd work is
+   * left: there `stop()` is a pause that lets Deno's own event loop run.
    *
    * @example
    * ```ts
