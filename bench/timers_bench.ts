@@ -8,6 +8,13 @@
 //           have fired (for the loop: run() until it is idle). Scheduling 100k takes longer than
 //           the window, so the time is the per-timer cost, not waiting.
 //   cancel: schedule 100k timeouts 1 s out, then clear them all.
+// The main entries use 1000 distinct delays (100 timers each) and one callback shared by every
+// timer: the loop's store keeps one sorted run per distinct delay and fires a run whose timers
+// share their callback without touching the timer objects, so that is its best case. The
+// "distinct delays" entries give every timer a delay of its own (100k runs' worth: most go to
+// the store's overflow heap), and the "callback per timer" ones cycle through 1024 different
+// functions, as timers set by different code would. Deno truncates delays to whole ms, so for
+// it both delay sets are the same (every timer at 0 ms, or at 1000 ms): one native baseline.
 // The loop is measured scheduling from outside its callbacks (one clock reading per synchronous
 // turn: performance.now() costs ~110 ns in Deno 2.9) and from inside one (the loop time is cached
 // per phase, as uv_now is), which is where loop programs schedule timers.
@@ -29,6 +36,9 @@ const N = 100_000;
 const WINDOW_MS = 1;
 const delays = new Float64Array(N);
 for (let i = 0; i < N; i++) delays[i] = ((i * 7919) % 1000) * (WINDOW_MS / 1000); // 0..1 ms, shuffled
+/** The same window, every delay distinct (7919 is prime to N, so this is a permutation). */
+const distinctDelays = new Float64Array(N);
+for (let i = 0; i < N; i++) distinctDelays[i] = ((i * 7919) % N) * (WINDOW_MS / N);
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
@@ -174,10 +184,28 @@ Deno.bench({
   },
 });
 
+/** 1024 different callbacks (closures: one code, distinct functions), each counting as countFired. */
+const RING = 1024;
+const ring: (() => void)[] = [];
+for (let i = 0; i < RING; i++) {
+  ring.push(() => {
+    if (++fired === N) allFired?.resolve();
+  });
+}
+
 const fireLoop = new Loop();
 /** Scheduling from a callback: the loop time is cached (no clock read per timer). */
 function scheduleSpread(): void {
   for (let i = 0; i < N; i++) fireLoop.setTimeout(countFired, delays[i]);
+}
+// Loops of their own for the distinct delays: the runs those leave behind (kept for reuse) must
+// not change what the other entries measure.
+const distinctFireLoop = new Loop();
+function scheduleDistinct(): void {
+  for (let i = 0; i < N; i++) distinctFireLoop.setTimeout(countFired, distinctDelays[i]);
+}
+function scheduleRing(): void {
+  for (let i = 0; i < N; i++) fireLoop.setTimeout(ring[i & (RING - 1)], delays[i]);
 }
 Deno.bench({
   name: "loop.setTimeout: schedule + fire 100k, run()",
@@ -200,6 +228,32 @@ Deno.bench({
   async fn() {
     fired = 0;
     fireLoop.submit(scheduleSpread);
+    await fireLoop.run();
+    if (fired !== N) throw new Error(`fired ${fired} of ${N}`);
+  },
+});
+
+Deno.bench({
+  name: "loop.setTimeout from a loop callback: schedule + fire 100k, distinct delays",
+  group: "fire",
+  n: 30,
+  warmup: 5,
+  async fn() {
+    fired = 0;
+    distinctFireLoop.submit(scheduleDistinct);
+    await distinctFireLoop.run();
+    if (fired !== N) throw new Error(`fired ${fired} of ${N}`);
+  },
+});
+
+Deno.bench({
+  name: "loop.setTimeout from a loop callback: schedule + fire 100k, callback per timer",
+  group: "fire",
+  n: 30,
+  warmup: 5,
+  async fn() {
+    fired = 0;
+    fireLoop.submit(scheduleRing);
     await fireLoop.run();
     if (fired !== N) throw new Error(`fired ${fired} of ${N}`);
   },
@@ -260,6 +314,24 @@ Deno.bench({
   fn() {
     cancelLoop.submit(scheduleAndCancel);
     cancelLoop.runOnce();
+  },
+});
+
+const distinctCancelLoop = new Loop();
+function scheduleAndCancelDistinct(): void {
+  for (let i = 0; i < N; i++) {
+    loopHandles[i] = distinctCancelLoop.setTimeout(countFired, 1000 + distinctDelays[i]);
+  }
+  for (let i = 0; i < N; i++) distinctCancelLoop.clearTimeout(loopHandles[i]);
+}
+Deno.bench({
+  name: "loop.setTimeout + clearTimeout from a loop callback: 100k, distinct delays",
+  group: "cancel",
+  n: 30,
+  warmup: 5,
+  fn() {
+    distinctCancelLoop.submit(scheduleAndCancelDistinct);
+    distinctCancelLoop.runOnce();
   },
 });
 
