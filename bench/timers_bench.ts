@@ -26,6 +26,7 @@
 //              Then the machine's own share: how often a bare spin on the clock lost the CPU
 //              for over 0.2 ms (a VM's vCPU descheduled), which no timer can beat.
 import { Loop } from "../loop/loop.ts";
+import { defaultLoop } from "../loop/default_loop.ts";
 import type { Timer } from "../loop/types.ts";
 import {
   clearTimeout as timersClearTimeout,
@@ -289,6 +290,11 @@ Deno.bench({
 
 const cancelLoop = new Loop();
 const loopHandles: Timer[] = new Array(N);
+/** A clearTimeout that left timers behind must not look fast: nothing may keep the loop alive. */
+function assertAllCancelled(loop: Loop): void {
+  const left = loop.aliveReasons().length;
+  if (left !== 0) throw new Error(`${left} timers still pending after clearing all`);
+}
 function scheduleAndCancel(): void {
   for (let i = 0; i < N; i++) loopHandles[i] = cancelLoop.setTimeout(countFired, 1000 + delays[i]);
   for (let i = 0; i < N; i++) cancelLoop.clearTimeout(loopHandles[i]);
@@ -303,6 +309,7 @@ Deno.bench({
       loopHandles[i] = cancelLoop.setTimeout(countFired, 1000 + delays[i]);
     }
     for (let i = 0; i < N; i++) cancelLoop.clearTimeout(loopHandles[i]);
+    assertAllCancelled(cancelLoop);
   },
 });
 
@@ -314,6 +321,7 @@ Deno.bench({
   fn() {
     cancelLoop.submit(scheduleAndCancel);
     cancelLoop.runOnce();
+    assertAllCancelled(cancelLoop);
   },
 });
 
@@ -332,6 +340,7 @@ Deno.bench({
   fn() {
     distinctCancelLoop.submit(scheduleAndCancelDistinct);
     distinctCancelLoop.runOnce();
+    assertAllCancelled(distinctCancelLoop);
   },
 });
 
@@ -345,6 +354,7 @@ Deno.bench({
       loopHandles[i] = cancelLoop.setTimeout(countFired, 1000 + delays[i]);
     }
     for (let i = 0; i < N; i++) cancelLoop.clearTimeout(Number(loopHandles[i]));
+    assertAllCancelled(cancelLoop);
   },
 });
 
@@ -356,5 +366,6 @@ Deno.bench({
   fn() {
     for (let i = 0; i < N; i++) loopHandles[i] = timersSetTimeout(countFired, 1000 + delays[i]);
     for (let i = 0; i < N; i++) timersClearTimeout(loopHandles[i]);
+    assertAllCancelled(defaultLoop());
   },
 });
