@@ -26,29 +26,35 @@ Deno.bench({
   async fn() {
     let last: Promise<number> | undefined;
     for (let i = 0; i < CRT; i++) last = new Promise<number>((resolve) => resolve(i)).then(inc);
-    await last;
+    if (await last !== CRT) throw new Error("bad then");
   },
 });
 Deno.bench({
   name: "LoopPromise: new LoopPromise + resolve + then (10k)",
   group: "create+resolve+then",
   fn() {
+    let last: LoopPromise<number> | undefined;
     onLoop(() => {
-      for (let i = 0; i < CRT; i++) new LoopPromise<number>((resolve) => resolve(i)).then(inc);
+      for (let i = 0; i < CRT; i++) {
+        last = new LoopPromise<number>((resolve) => resolve(i)).then(inc);
+      }
     });
+    if (last!.value !== CRT) throw new Error("bad then");
   },
 });
 Deno.bench({
   name: "LoopPromise: withResolvers + then + resolve (10k)",
   group: "create+resolve+then",
   fn() {
+    let last: LoopPromise<number> | undefined;
     onLoop(() => {
       for (let i = 0; i < CRT; i++) {
         const { promise, resolve } = LoopPromise.withResolvers<number>();
-        promise.then(inc);
+        last = promise.then(inc);
         resolve(i);
       }
     });
+    if (last!.value !== CRT) throw new Error("bad then");
   },
 });
 Deno.bench({
@@ -57,7 +63,7 @@ Deno.bench({
   async fn() {
     let last: LoopPromise<number> | undefined;
     for (let i = 0; i < CRT; i++) last = new LoopPromise<number>((resolve) => resolve(i)).then(inc);
-    await last;
+    if (await last !== CRT) throw new Error("bad then");
   },
 });
 
@@ -103,7 +109,7 @@ Deno.bench({
     const inputs: Promise<number>[] = [];
     for (let i = 0; i < ALL_N; i++) inputs.push(Promise.resolve(i));
     const values = await Promise.all(inputs);
-    if (values.length !== ALL_N) throw new Error("bad all");
+    if (values.length !== ALL_N || values[ALL_N - 1] !== ALL_N - 1) throw new Error("bad all");
   },
 });
 Deno.bench({
@@ -116,7 +122,8 @@ Deno.bench({
       for (let i = 0; i < ALL_N; i++) inputs.push(LoopPromise.resolve(i));
       result = all(inputs);
     });
-    if (result!.value!.length !== ALL_N) throw new Error("bad all");
+    const values = result!.value!;
+    if (values.length !== ALL_N || values[ALL_N - 1] !== ALL_N - 1) throw new Error("bad all");
   },
 });
 
@@ -134,7 +141,8 @@ Deno.bench({
     }
     const result = Promise.all(inputs);
     for (let i = 0; i < ALL_N; i++) resolvers[i](i);
-    if ((await result).length !== ALL_N) throw new Error("bad all");
+    const values = await result;
+    if (values.length !== ALL_N || values[ALL_N - 1] !== ALL_N - 1) throw new Error("bad all");
   },
 });
 Deno.bench({
@@ -153,7 +161,8 @@ Deno.bench({
       result = all(inputs);
       for (let i = 0; i < ALL_N; i++) resolvers[i](i);
     });
-    if (result!.value!.length !== ALL_N) throw new Error("bad all");
+    const values = result!.value!;
+    if (values.length !== ALL_N || values[ALL_N - 1] !== ALL_N - 1) throw new Error("bad all");
   },
 });
 
