@@ -53,7 +53,7 @@ Deno.bench({
     b.start();
     for (let i = 0; i < ROUND_TRIPS; i++) {
       await client.write(clientBuffer);
-      await client.read(clientBuffer);
+      if (await client.read(clientBuffer) !== 1) throw new Error("pong lost");
     }
     b.end();
     client.close();
@@ -70,12 +70,14 @@ Deno.bench({
   async fn(b) {
     const [ping, pong] = socketpair();
     let left = ROUND_TRIPS;
+    // A callback without a byte to read (a spurious or misrouted event) must not count as a round
+    // trip, nor answer with a byte that was never received.
     const pongWatch = loop.watch(pong, { readable: true }, () => {
-      libc.symbols.read(pong, byte, 1);
+      if (libc.symbols.read(pong, byte, 1) !== 1) throw new Error("pong woken without a ping");
       libc.symbols.write(pong, byte, 1);
     });
     const pingWatch = loop.watch(ping, { readable: true }, () => {
-      libc.symbols.read(ping, byte, 1);
+      if (libc.symbols.read(ping, byte, 1) !== 1) throw new Error("ping woken without a pong");
       if (--left === 0) {
         pingWatch.close();
         pongWatch.close();
@@ -85,6 +87,7 @@ Deno.bench({
     libc.symbols.write(ping, byte, 1);
     await loop.run();
     b.end();
+    if (left !== 0) throw new Error(`run() returned with ${left} round trips left`);
     libc.symbols.close(ping);
     libc.symbols.close(pong);
   },
@@ -113,10 +116,10 @@ if (Deno.build.os === "linux") {
       for (let i = 0; i < ROUND_TRIPS; i++) {
         libc.symbols.write(ping, byte, 1);
         if (epoll_wait(epfd, events, 8, 0) !== 1) throw new Error("pong not readable");
-        libc.symbols.read(pong, byte, 1);
+        if (libc.symbols.read(pong, byte, 1) !== 1) throw new Error("no ping");
         libc.symbols.write(pong, byte, 1);
         if (epoll_wait(epfd, events, 8, 0) !== 1) throw new Error("ping not readable");
-        libc.symbols.read(ping, byte, 1);
+        if (libc.symbols.read(ping, byte, 1) !== 1) throw new Error("no pong");
       }
       b.end();
       libc.symbols.close(epfd);
