@@ -3,15 +3,19 @@
 // (a) "poll pass": one wait(batch, 0) with 10 watched fds, all ready (baseline), against 10,000
 //     watched fds of which 10 are ready. epoll should stay close to its baseline (O(ready));
 //     poll(2) is shown for contrast (O(watched)).
-// (b) "wake latency": a parked waitAsync woken by a write to a FIFO from ANOTHER process. Each
-//     iteration is a full round trip (we ask a child Deno over its stdin; it writes to a FIFO;
-//     we wake), against the same round trip where we wait with Deno's own async FsFile.read
-//     (baseline). The child stamps each write with CLOCK_MONOTONIC; the one-way latency from that
-//     write to our promise resolving is printed at the end (p50/p90/p99).
+// (b) "wake latency": a write to a FIFO from ANOTHER process wakes us. Each iteration is a full
+//     round trip (we ask a child Deno over its stdin; it writes to a FIFO; we wake), against the
+//     same round trip where we wait with Deno's own async FsFile.read (baseline). Woken are a
+//     parked backend waitAsync (epoll, poll(2)) and, what issue 5 targets, a loop.watch callback
+//     on an idle loop (run() parked in its idle wait when the child writes; the callback stops
+//     it, so each iteration also pays a run() start). The child stamps each write with
+//     CLOCK_MONOTONIC; the one-way latency from that write to our promise resolving (for the
+//     loop: to its callback) is printed at the end (p50/p90/p99 over the measured iterations).
 //
 // Fd budget: 5,000 pipes with both ends watched = 10,000 watched fds (write ends are never
 // readable), plus 10 small pipes. The soft RLIMIT_NOFILE is raised towards the hard limit when
 // needed.
+import { Loop } from "../loop/mod.ts";
 import { createPoller, EventBatch, type Poller, READABLE } from "../poller/mod.ts";
 import * as fd from "../tests/_fd.ts";
 
@@ -146,18 +150,23 @@ if (linux) {
   const dir = setup.makeTempDir();
   const fifoA = `${dir}/a.fifo`; // watched by our pollers (raw, non-blocking fd)
   const fifoB = `${dir}/b.fifo`; // read with Deno's own FsFile (baseline)
+  const fifoC = `${dir}/c.fifo`; // watched by a loop (raw, non-blocking fd)
   setup.mkfifo(fifoA);
   setup.mkfifo(fifoB);
+  setup.mkfifo(fifoC);
   const rawA = fd.openFile(fifoA, { nonblocking: true });
   cleanups.push(() => fd.close(rawA));
+  const rawC = fd.openFile(fifoC, { nonblocking: true });
+  cleanups.push(() => fd.close(rawC));
 
-  // The child: on each command byte from stdin ('a' or 'b'), stamp CLOCK_MONOTONIC and write the
-  // 8-byte stamp to that FIFO. `deno eval` runs with all permissions.
+  // The child: on each command byte from stdin ('a', 'b' or 'c'), stamp CLOCK_MONOTONIC and write
+  // the 8-byte stamp to that FIFO. `deno eval` runs with all permissions.
   const CHILD = `
     const lib = Deno.dlopen("libc.so.6", { clock_gettime: { parameters: ["i32", "buffer"], result: "i32" } });
     const ts = new BigInt64Array(2);
     const a = Deno.openSync(${JSON.stringify(fifoA)}, { write: true });
     const b = Deno.openSync(${JSON.stringify(fifoB)}, { write: true });
+    const c = Deno.openSync(${JSON.stringify(fifoC)}, { write: true });
     const out = new Float64Array(1);
     const bytes = new Uint8Array(out.buffer);
     const command = new Uint8Array(64);
@@ -167,10 +176,10 @@ if (linux) {
       for (let i = 0; i < n; i++) {
         lib.symbols.clock_gettime(1, new Uint8Array(ts.buffer));
         out[0] = Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6;
-        (command[i] === 97 ? a : b).writeSync(bytes);
+        (command[i] === 97 ? a : command[i] === 98 ? b : c).writeSync(bytes);
       }
     }
-    a.close(); b.close(); lib.close();
+    a.close(); b.close(); c.close(); lib.close();
   `;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", CHILD],
@@ -193,9 +202,14 @@ if (linux) {
 
   const CMD_A = new Uint8Array([97]);
   const CMD_B = new Uint8Array([98]);
+  const CMD_C = new Uint8Array([99]);
   const stamp = new Float64Array(1);
   const stampBytes = new Uint8Array(stamp.buffer);
   const oneWay = new Map<string, number[]>();
+  const WARMUP = 100;
+  // Deno.bench runs an entry until a 10 ms budget is spent AND then `warmup` more times, and
+  // measures it the same way with `n`: the last MEASURED samples of each entry are measured ones.
+  const MEASURED = 2000;
 
   const viaPoller = async (label: string, poller: Poller): Promise<void> => {
     const parked = poller.waitAsync(batch, 5000); // parked before the child is even asked
@@ -229,8 +243,8 @@ if (linux) {
     name: "Deno FsFile.read on a FIFO (round trip via child)",
     group: "wake latency (another process writes)",
     baseline: true,
-    n: 2000,
-    warmup: 100,
+    n: MEASURED,
+    warmup: WARMUP,
     async fn() {
       const reading = fileB.read(stampBytes);
       await writer.write(CMD_B);
@@ -243,8 +257,8 @@ if (linux) {
   Deno.bench({
     name: "epoll waitAsync on a FIFO (round trip via child)",
     group: "wake latency (another process writes)",
-    n: 2000,
-    warmup: 100,
+    n: MEASURED,
+    warmup: WARMUP,
     async fn() {
       await viaPoller("epoll waitAsync", epoll);
     },
@@ -252,15 +266,45 @@ if (linux) {
   Deno.bench({
     name: "poll(2) waitAsync on a FIFO (round trip via child)",
     group: "wake latency (another process writes)",
-    n: 2000,
-    warmup: 100,
+    n: MEASURED,
+    warmup: WARMUP,
     async fn() {
       await viaPoller("poll(2) waitAsync", poll);
     },
   });
 
+  // The loop variant: one watch, on an idle loop that its callback stops.
+  const loop = new Loop({ label: "wake latency" });
+  let woken = 0;
+  const watch = loop.watch(rawC, { readable: true }, () => {
+    const nowMs = setup.monotonicMs();
+    const got = fd.libc().read(rawC, stampBytes, 8n);
+    if (Number(got) !== 8) throw new Error(`short read from the FIFO: ${got}`);
+    record("loop.watch callback", nowMs - stamp[0]);
+    woken++;
+    loop.stop();
+  });
   cleanups.push(() => {
-    const rows = [...oneWay].map(([label, list]) => {
+    watch.close();
+    void loop.close();
+  });
+  Deno.bench({
+    name: "loop.watch callback on a FIFO, loop idle (round trip via child)",
+    group: "wake latency (another process writes)",
+    n: MEASURED,
+    warmup: WARMUP,
+    async fn() {
+      const before = woken;
+      const running = loop.run(); // parks in the idle wait: nothing is ready yet
+      await writer.write(CMD_C);
+      await running;
+      if (woken !== before + 1) throw new Error(`run() ended after ${woken - before} wakes`);
+    },
+  });
+
+  cleanups.push(() => {
+    const rows = [...oneWay].map(([label, all]) => {
+      const list = all.slice(-MEASURED); // the earlier samples are the entry's warm-up
       const sorted = list.sort((x, y) => x - y);
       const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
       const us = (ms: number) => `${(ms * 1000).toFixed(1)} us`;
@@ -270,7 +314,7 @@ if (linux) {
     });
     if (rows.length > 0) {
       console.log(
-        "\none-way wake latency (child's write -> our promise resolves; warmup included):",
+        `\none-way wake latency (child's write -> our promise resolves; each entry's last ${MEASURED}, warm-up left out):`,
       );
       console.log(rows.join("\n"));
     }
