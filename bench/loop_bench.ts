@@ -7,16 +7,22 @@ let sink = 0;
 const work = (): void => {
   sink++;
 };
+/** A queue that dropped callbacks must not look fast: every one of them has to have run. */
+function assertRan(before: number, count: number): void {
+  if (sink - before !== count) throw new Error(`${sink - before} of ${count} callbacks ran`);
+}
 
 Deno.bench({
   name: "native queueMicrotask x 1M",
   group: "tasks",
   baseline: true,
   async fn() {
+    const before = sink;
     const { promise, resolve } = Promise.withResolvers<void>();
     for (let i = 0; i < COUNT - 1; i++) queueMicrotask(work);
     queueMicrotask(() => resolve());
     await promise;
+    assertRan(before, COUNT - 1);
   },
 });
 
@@ -25,8 +31,10 @@ Deno.bench({
   name: "loop.submit + dispatch x 1M",
   group: "tasks",
   async fn() {
+    const before = sink;
     for (let i = 0; i < COUNT; i++) taskLoop.submit(work);
     await taskLoop.run();
+    assertRan(before, COUNT);
   },
 });
 
@@ -35,10 +43,12 @@ Deno.bench({
   group: "microtasks",
   baseline: true,
   async fn() {
+    const before = sink;
     const { promise, resolve } = Promise.withResolvers<void>();
     for (let i = 0; i < COUNT - 1; i++) queueMicrotask(work);
     queueMicrotask(() => resolve());
     await promise;
+    assertRan(before, COUNT - 1);
   },
 });
 
@@ -47,8 +57,10 @@ Deno.bench({
   name: "loop.queueMicrotask x 1M",
   group: "microtasks",
   fn() {
+    const before = sink;
     for (let i = 0; i < COUNT; i++) batchMicroLoop.queueMicrotask(work);
     batchMicroLoop.runOnce();
+    assertRan(before, COUNT);
   },
 });
 
@@ -79,6 +91,7 @@ Deno.bench({
     };
     microLoop.queueMicrotask(step);
     microLoop.runOnce();
+    if (left !== 0) throw new Error(`${left} links of the chain did not run`);
   },
 });
 
