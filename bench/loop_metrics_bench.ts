@@ -14,29 +14,34 @@ const work = (): void => {
 };
 
 const TASKS = 1_000_000;
-function taskWorkload(loop: Loop): Promise<void> {
+async function taskWorkload(loop: Loop): Promise<void> {
+  const before = sink;
   for (let i = 0; i < TASKS; i++) loop.submit(work);
-  return loop.run();
+  await loop.run();
+  if (sink - before !== TASKS) throw new Error(`${sink - before} of ${TASKS} tasks ran`);
 }
 
 const TIMERS = 100_000;
 const timerDelays = new Float64Array(TIMERS);
 for (let i = 0; i < TIMERS; i++) timerDelays[i] = ((i * 7919) % 1000) / 1000;
-function timerWorkload(loop: Loop): Promise<void> {
+async function timerWorkload(loop: Loop): Promise<void> {
+  const before = sink;
   loop.submit(() => {
     for (let i = 0; i < TIMERS; i++) loop.setTimeout(work, timerDelays[i]);
   });
-  return loop.run();
+  await loop.run();
+  if (sink - before !== TIMERS) throw new Error(`${sink - before} of ${TIMERS} timers fired`);
 }
 
 const CHAIN = 100_000;
-function chainWorkload(loop: Loop): Promise<void> {
+async function chainWorkload(loop: Loop): Promise<void> {
   let left = CHAIN;
   const step = (): void => {
     if (--left !== 0) loop.submit(step);
   };
   loop.submit(step);
-  return loop.run();
+  await loop.run();
+  if (left !== 0) throw new Error(`${left} links of the chain did not run`);
 }
 
 const workloads = [
