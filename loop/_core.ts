@@ -130,21 +130,33 @@ export function checkMissed(missed: unknown, what: string): MissedTickBehavior {
   if (missed !== "skip" && missed !== "delay" && missed !== "burst") {
     throw new RangeError(
       `Cannot ${what} as missed must be "skip", "delay" or "burst": current value is ${
-        String(missed)
+        describe(missed)
       }`,
     );
   }
   return missed;
 }
 
-/** `Number(delayMs)`, with a Symbol refused in the house format (Number() has its own message). */
+/**
+ * `Number(delayMs)`, with what it cannot convert (a Symbol, an object without a prototype, one whose
+ * `valueOf` throws) refused in the house format (Number() has its own message; the cause keeps it).
+ */
 function delayToNumber(delayMs: unknown): number {
-  if (typeof delayMs === "symbol") {
+  try {
+    if (typeof delayMs !== "symbol") return Number(delayMs);
+  } catch (error) {
     throw new TypeError(
-      `Cannot schedule a timer as the delay must convert to a number: current value is ${delayMs.toString()}`,
+      `Cannot schedule a timer as the delay must convert to a number: current value is ${
+        describe(delayMs)
+      }`,
+      { cause: error },
     );
   }
-  return Number(delayMs);
+  throw new TypeError(
+    `Cannot schedule a timer as the delay must convert to a number: current value is ${
+      describe(delayMs)
+    }`,
+  );
 }
 
 /** Coerces a delay the way the web does, but honours floats and delays beyond 2^31-1 ms. */
@@ -155,7 +167,7 @@ function normalizeDelay(delayMs: unknown): number {
     if (value > MAX_SAFE_DELAY_MS) {
       throw new RangeError(
         `Cannot schedule a timer as the delay must be finite and at most 2^53-1 ms: current value is ${
-          String(delayMs)
+          describe(delayMs)
         }`,
       );
     }
@@ -167,9 +179,7 @@ function normalizeDelay(delayMs: unknown): number {
 function assertCallback(callback: unknown, what: string): asserts callback is AnyCallback {
   if (typeof callback !== "function") {
     throw new TypeError(
-      `Cannot ${what} as the callback must be a function: current value is ${
-        callback === null ? "null" : typeof callback
-      }`,
+      `Cannot ${what} as the callback must be a function: current value is ${describe(callback)}`,
     );
   }
 }
@@ -494,7 +504,7 @@ function interestBits(interest: WatchInterest, what: string): number {
   if (interest === null || typeof interest !== "object") {
     throw new TypeError(
       `Cannot ${what} as the interest must be an object like { readable: true }: current value is ${
-        interest === null ? "null" : typeof interest
+        describe(interest)
       }`,
     );
   }
@@ -533,9 +543,7 @@ function checkLabel(label: unknown, what: string): void {
 function checkFlag(value: unknown, name: string, what: string): void {
   if (value === undefined || typeof value === "boolean") return;
   throw new TypeError(
-    `Cannot ${what} as interest.${name} must be a boolean: current value is ${
-      typeof value === "string" ? JSON.stringify(value) : String(value)
-    }`,
+    `Cannot ${what} as interest.${name} must be a boolean: current value is ${describe(value)}`,
   );
 }
 
@@ -546,7 +554,7 @@ const POLLER_METHODS = ["register", "modify", "unregister", "wait", "waitAsync",
 function checkPoller(poller: unknown, what: string): asserts poller is Poller {
   let problem: string | undefined;
   if (poller === null) problem = "null";
-  else if (typeof poller !== "object") problem = typeof poller;
+  else if (typeof poller !== "object") problem = describe(poller);
   else {
     const methods = poller as Record<string, unknown>;
     const missing = POLLER_METHODS.find((name) => typeof methods[name] !== "function");
@@ -793,7 +801,7 @@ export class LoopCore {
     if (options !== undefined && (options === null || typeof options !== "object")) {
       throw new TypeError(
         `Cannot create a loop as the options must be an object: current value is ${
-          options === null ? "null" : typeof options
+          describe(options)
         }`,
       );
     }
@@ -803,7 +811,7 @@ export class LoopCore {
     if (clock === null || typeof clock !== "object" || typeof clock.now !== "function") {
       throw new TypeError(
         "Cannot create a loop as the clock must have a now() method: current value is " +
-          String(clock),
+          describe(clock),
       );
     }
     this.clock = clock;
@@ -819,7 +827,9 @@ export class LoopCore {
       const handler = options?.[name];
       if (handler !== undefined && typeof handler !== "function") {
         throw new TypeError(
-          `Cannot create a loop as ${name} must be a function: current value is ${typeof handler}`,
+          `Cannot create a loop as ${name} must be a function: current value is ${
+            describe(handler)
+          }`,
         );
       }
     }
@@ -831,14 +841,18 @@ export class LoopCore {
     const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
     if (typeof yieldIntervalMs !== "number" || !(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {
       throw new RangeError(
-        `Cannot create a loop as yieldIntervalMs must be in (0, 1000]: current value is ${yieldIntervalMs}`,
+        `Cannot create a loop as yieldIntervalMs must be in (0, 1000]: current value is ${
+          describe(yieldIntervalMs)
+        }`,
       );
     }
     this.yieldIntervalMs = yieldIntervalMs;
     const busyPollMs = options?.busyPollMs ?? 0;
     if (typeof busyPollMs !== "number" || !(busyPollMs >= 0) || busyPollMs > 1000) {
       throw new RangeError(
-        `Cannot create a loop as busyPollMs must be in [0, 1000]: current value is ${busyPollMs}`,
+        `Cannot create a loop as busyPollMs must be in [0, 1000]: current value is ${
+          describe(busyPollMs)
+        }`,
       );
     }
     this.busyPollMs = busyPollMs;
@@ -846,7 +860,7 @@ export class LoopCore {
     if (timerPrecision !== "high" && timerPrecision !== "low") {
       throw new RangeError(
         `Cannot create a loop as timerPrecision must be "high" or "low": current value is ${
-          String(timerPrecision)
+          describe(timerPrecision)
         }`,
       );
     }
@@ -865,7 +879,7 @@ export class LoopCore {
     ) {
       throw new TypeError(
         `Cannot create a loop as metrics must be a boolean or an options object: current value is ${
-          String(metricsOption)
+          describe(metricsOption)
         }`,
       );
     }
@@ -1163,7 +1177,7 @@ export class LoopCore {
     if (options !== undefined && (options === null || typeof options !== "object")) {
       throw new TypeError(
         `Cannot watch fd ${fd} as the options must be an object: current value is ${
-          options === null ? "null" : typeof options
+          describe(options)
         }`,
       );
     }

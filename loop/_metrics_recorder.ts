@@ -28,6 +28,7 @@
 //   run() starts:     m.started(clock.now())
 //   run() returns / runOnce() ends: m.stopped(clock.now())
 //   loop.metrics():   m.snapshot(clock.now())
+import { describe } from "../poller/_validate.ts";
 import type { Clock } from "./clock.ts";
 import { LogHistogram, QUANTILES, RollingSum } from "./_histogram.ts";
 import type {
@@ -261,7 +262,9 @@ export class MetricsRecorder {
       !(Number.isInteger(samplePeriod) && samplePeriod >= 1 && samplePeriod <= MAX_SAMPLE_PERIOD)
     ) {
       throw new RangeError(
-        `Cannot enable metrics as samplePeriod must be an integer in [1, ${MAX_SAMPLE_PERIOD}]: current value is ${samplePeriod}`,
+        `Cannot enable metrics as samplePeriod must be an integer in [1, ${MAX_SAMPLE_PERIOD}]: current value is ${
+          describe(samplePeriod)
+        }`,
       );
     }
     if (
@@ -270,24 +273,30 @@ export class MetricsRecorder {
         slowCallbackMs >= 0)
     ) {
       throw new RangeError(
-        `Cannot enable metrics as slowCallbackMs must be a finite number >= 0: current value is ${slowCallbackMs}`,
+        `Cannot enable metrics as slowCallbackMs must be a finite number >= 0: current value is ${
+          describe(slowCallbackMs)
+        }`,
       );
     }
     if (onSlowCallback !== undefined && typeof onSlowCallback !== "function") {
       throw new TypeError(
         `Cannot enable metrics as onSlowCallback must be a function: current value is ${
-          String(onSlowCallback)
+          describe(onSlowCallback)
         }`,
       );
     }
     if (topN !== undefined && !(Number.isInteger(topN) && topN >= 0 && topN <= 100)) {
       throw new RangeError(
-        `Cannot enable metrics as topN must be an integer in [0, 100]: current value is ${topN}`,
+        `Cannot enable metrics as topN must be an integer in [0, 100]: current value is ${
+          describe(topN)
+        }`,
       );
     }
     if (onError !== undefined && typeof onError !== "function") {
       throw new TypeError(
-        `Cannot enable metrics as onError must be a function: current value is ${String(onError)}`,
+        `Cannot enable metrics as onError must be a function: current value is ${
+          describe(onError)
+        }`,
       );
     }
     this.clock = clock;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import type { DurationStats, MetricsSnapshot, QueueDepth } from "./metrics.ts";
 
 /**
@@ -226,7 +227,7 @@ const SECTIONS = [
 function checkSnapshot(snapshot: unknown): void {
   let problem: string | undefined;
   if (snapshot === null || typeof snapshot !== "object") {
-    problem = snapshot === null ? "null" : typeof snapshot;
+    problem = describe(snapshot);
   } else {
     const section = SECTIONS.find((name) => {
       const value = (snapshot as Record<string, unknown>)[name];

@@ -80,14 +80,45 @@ export function checkBatch(batch: unknown): void {
   }
 }
 
-/** A value as error messages show it ("Cannot X as Y: current value is Z"). */
+/** The longest string an error message shows whole; longer ones are cut (their length is given). */
+const SHOWN_STRING_CHARS = 64;
+
+/**
+ * A value as error messages show it ("Cannot X as Y: current value is Z"): strings quoted (long ones
+ * cut), `5n` for a BigInt, `Symbol(s)`, `function f`, `[object Array]`. Never throws, whatever the
+ * value (a revoked Proxy, a throwing `Symbol.toStringTag` getter).
+ */
 export function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "symbol") return value.toString();
-  if (value !== null && typeof value === "object") return Object.prototype.toString.call(value);
-  return String(value);
+  switch (typeof value) {
+    case "string":
+      return value.length <= SHOWN_STRING_CHARS
+        ? JSON.stringify(value)
+        : `${JSON.stringify(value.slice(0, SHOWN_STRING_CHARS))}... (${value.length} characters)`;
+    case "function": {
+      let name: unknown;
+      try {
+        name = value.name;
+      } catch {
+        // a revoked Proxy of a function, or a throwing static `name` getter
+      }
+      return typeof name === "string" && name !== "" ? `function ${name}` : "a function";
+    }
+    case "bigint":
+      return `${value}n`;
+    case "symbol":
+      return value.toString();
+    case "object":
+      if (value === null) return "null";
+      try {
+        return Object.prototype.toString.call(value);
+      } catch {
+        return "an object that cannot be inspected (a revoked Proxy?)";
+      }
+    case "number":
+      return Object.is(value, -0) ? "-0" : String(value);
+    default:
+      return String(value); // undefined, boolean
+  }
 }
 
 /** A whole-ms timeout (`poll`, `epoll_wait`): fractions round up, so a wait never ends early. */

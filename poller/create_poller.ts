@@ -1,5 +1,6 @@
 import { PollerUnavailableError } from "./errors.ts";
 import type { CreatePollerOptions, Poller, PollerBackend } from "./types.ts";
+import { describe } from "./_validate.ts";
 import { createEpollPoller } from "./_epoll/mod.ts";
 import { createPollPoller } from "./_poll/mod.ts";
 import { createKqueuePoller } from "./_kqueue/mod.ts";
@@ -63,7 +64,7 @@ export function createPoller(options: CreatePollerOptions = {}): Poller {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(
       `Cannot create a poller as the options must be an object: current value is ${
-        typeof options === "string" ? JSON.stringify(options) : String(options)
+        describe(options)
       }`,
     );
   }
@@ -72,7 +73,7 @@ export function createPoller(options: CreatePollerOptions = {}): Poller {
     throw new TypeError(
       `Cannot create a poller as the backend must be one of ${
         BACKENDS.map((b) => `"${b}"`).join(", ")
-      } or undefined: current value is ${JSON.stringify(requested)}`,
+      } or undefined: current value is ${describe(requested)}`,
     );
   }
   const state = Deno.permissions.querySync({ name: "ffi" }).state;

@@ -128,21 +128,24 @@ export class FakePoller implements Poller {
     if (options === null || typeof options !== "object") {
       throw new TypeError(
         `Cannot create a fake poller as the options must be an object: current value is ${
-          options === null ? "null" : typeof options
+          describe(options)
         }`,
       );
     }
     const clock = options.clock;
     if (clock !== undefined && (clock === null || typeof clock.now !== "function")) {
       throw new TypeError(
-        `Cannot create a fake poller as the clock must have a now() method: current value is ${clock}`,
+        `Cannot create a fake poller as the clock must have a now() method: current value is ${
+          describe(clock)
+        }`,
       );
     }
     this.#clock = clock ?? { now: () => performance.now(), virtual: false };
     if (options.supports !== undefined && typeof options.supports !== "function") {
       throw new TypeError(
-        `Cannot create a fake poller as supports must be a function: current value is ${typeof options
-          .supports}`,
+        `Cannot create a fake poller as supports must be a function: current value is ${
+          describe(options.supports)
+        }`,
       );
     }
     this.#supports = options.supports;

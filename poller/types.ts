@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { describe } from "./_validate.ts";
 
 /** Readiness bit: the fd can be read without blocking (or has reached EOF). */
 export const READABLE = 1;
@@ -60,7 +61,9 @@ export class EventBatch {
   constructor(capacity = 1024) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
       throw new RangeError(
-        `Cannot create an event batch as the capacity must be an integer in [1, 1048576]: current value is ${capacity}`,
+        `Cannot create an event batch as the capacity must be an integer in [1, 1048576]: current value is ${
+          describe(capacity)
+        }`,
       );
     }
     this.capacity = capacity;

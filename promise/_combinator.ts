@@ -1,5 +1,6 @@
 // The machinery shared by all(), allSettled(), race() and any(): one aggregator class for the four
 // (monomorphic element callback), spec-order iteration, task-factory mode and loop tracking.
+import { describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import { LoopClosedError } from "../loop/errors.ts";
@@ -52,9 +53,7 @@ export function trackOn(loop: Loop, resource: TrackedResource): void {
 export function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
   if (signal === undefined || signal instanceof AbortSignal) return signal;
   throw new TypeError(
-    `Cannot ${what} as the signal must be an AbortSignal: current value is ${
-      signal === null ? "null" : typeof signal
-    }`,
+    `Cannot ${what} as the signal must be an AbortSignal: current value is ${describe(signal)}`,
   );
 }
 
@@ -62,9 +61,7 @@ export function checkSignal(signal: unknown, what: string): AbortSignal | undefi
 export function checkOptions(options: unknown, what: string): void {
   if (options !== undefined && (options === null || typeof options !== "object")) {
     throw new TypeError(
-      `Cannot ${what} as the options must be an object: current value is ${
-        options === null ? "null" : typeof options
-      }`,
+      `Cannot ${what} as the options must be an object: current value is ${describe(options)}`,
     );
   }
 }

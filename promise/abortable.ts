@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { type LoopPromise, makePromise, observe, settlePromise } from "./loop_promise.ts";
 import { checkOptions, trackOn } from "./_combinator.ts";
@@ -63,7 +64,7 @@ export function abortable<T>(
   if (!(signal instanceof AbortSignal)) {
     throw new TypeError(
       `Cannot make a promise abortable as the signal must be an AbortSignal: current value is ${
-        signal === null ? "null" : typeof signal
+        describe(signal)
       }`,
     );
   }

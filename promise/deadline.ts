@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import type { Timer } from "../loop/types.ts";
 import { type LoopPromise, makePromise, observe } from "./loop_promise.ts";
@@ -98,7 +99,9 @@ export function deadline<T>(
 ): LoopPromise<Awaited<T>> {
   if (typeof delayMs !== "number" || !(delayMs >= 0)) {
     throw new RangeError(
-      `Cannot set a deadline as delayMs must be a number >= 0: current value is ${String(delayMs)}`,
+      `Cannot set a deadline as delayMs must be a number >= 0: current value is ${
+        describe(delayMs)
+      }`,
     );
   }
   if (delayMs > Number.MAX_SAFE_INTEGER && delayMs !== Infinity) {

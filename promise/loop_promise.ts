@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import { Loop } from "../loop/loop.ts";
 import { currentLoop, defaultLoop } from "../loop/default_loop.ts";
 import { runningLoopOrUndefined } from "../loop/_current.ts";
@@ -227,14 +228,6 @@ const nativeThen = Promise.prototype.then;
 type AnyPromise = LoopPromise<any>;
 // deno-lint-ignore no-explicit-any
 type AnyFunction = (...args: any[]) => any;
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "function") return "a function";
-  if (typeof value === "object") return Object.prototype.toString.call(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  return String(value);
-}
 
 // Internal operations, defined inside the class body (they need its #private fields) and exported
 // for the other files of promise/. Assigned once, while the class is evaluated.

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
@@ -196,7 +197,7 @@ export function settled<V>(
   if (typeof (values as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== "function") {
     throw new TypeError(
       `Cannot iterate settled promises as the values must be iterable: current value is ${
-        values === null ? "null" : typeof values
+        describe(values)
       }`,
     );
   }

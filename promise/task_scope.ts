@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
@@ -166,14 +167,16 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     const label = options?.label;
     if (label !== undefined && typeof label !== "string") {
       throw new TypeError(
-        `Cannot create a TaskScope as the label must be a string: current value is ${typeof label}`,
+        `Cannot create a TaskScope as the label must be a string: current value is ${
+          describe(label)
+        }`,
       );
     }
     const failFast = options?.failFast;
     if (failFast !== undefined && typeof failFast !== "boolean") {
       throw new TypeError(
         `Cannot create a TaskScope as failFast must be a boolean: current value is ${
-          typeof failFast === "string" ? JSON.stringify(failFast) : typeof failFast
+          describe(failFast)
         }`,
       );
     }
@@ -252,9 +255,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
   spawn<R extends T>(task: TaskFactory<R>): LoopPromise<Awaited<R>> {
     if (typeof task !== "function") {
       throw new TypeError(
-        `Cannot spawn a task as it must be a function: current value is ${
-          task === null ? "null" : typeof task
-        }`,
+        `Cannot spawn a task as it must be a function: current value is ${describe(task)}`,
       );
     }
     if (this.#closed) {

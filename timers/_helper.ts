@@ -1,5 +1,6 @@
 // Shared plumbing of sleep() and interval(): argument checks, float-safe delays, and the deferred
 // untrack that keeps an explicit loop alive while a native promise's continuation is pending.
+import { describe } from "../poller/_validate.ts";
 import { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 
@@ -17,9 +18,7 @@ export function queueNativeMicrotask(callback: () => void): void {
 export function checkDelay(delayMs: unknown, what: string): number {
   if (typeof delayMs !== "number") {
     throw new TypeError(
-      `Cannot ${what} as the delay must be a number of ms: current value is ${
-        delayMs === null ? "null" : typeof delayMs
-      }`,
+      `Cannot ${what} as the delay must be a number of ms: current value is ${describe(delayMs)}`,
     );
   }
   if (delayMs > Number.MAX_SAFE_INTEGER) {
@@ -38,25 +37,19 @@ export function checkOptions(
   if (options === undefined) return currentLoop();
   if (options === null || typeof options !== "object") {
     throw new TypeError(
-      `Cannot ${what} as the options must be an object: current value is ${
-        options === null ? "null" : typeof options
-      }`,
+      `Cannot ${what} as the options must be an object: current value is ${describe(options)}`,
     );
   }
   const { loop, signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(
-      `Cannot ${what} as the signal must be an AbortSignal: current value is ${
-        signal === null ? "null" : typeof signal
-      }`,
+      `Cannot ${what} as the signal must be an AbortSignal: current value is ${describe(signal)}`,
     );
   }
   if (loop === undefined) return currentLoop();
   if (!(loop instanceof Loop)) {
     throw new TypeError(
-      `Cannot ${what} as the loop must be a Loop: current value is ${
-        loop === null ? "null" : typeof loop
-      }`,
+      `Cannot ${what} as the loop must be a Loop: current value is ${describe(loop)}`,
     );
   }
   return loop;

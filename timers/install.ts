@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { describe } from "../poller/_validate.ts";
 import { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import { clampNestedTimer } from "../loop/_core.ts";
@@ -44,7 +45,12 @@ const NODE_TIMEOUT_MAX_MS = 2 ** 31 - 1;
 function nodeDelay(delayMs: unknown): number {
   // A Symbol goes on to the loop, which refuses it in the house format.
   if (typeof delayMs === "symbol") return delayMs as unknown as number;
-  const value = Number(delayMs);
+  let value: number;
+  try {
+    value = Number(delayMs);
+  } catch {
+    return delayMs as number; // likewise what Number() cannot convert (an object without a prototype)
+  }
   return value >= 1 && value <= NODE_TIMEOUT_MAX_MS ? value : 1;
 }
 
@@ -242,29 +248,27 @@ export function install(
 ): Disposable {
   if (loop !== undefined && !(loop instanceof Loop)) {
     throw new TypeError(
-      `Cannot install timers as the loop must be a Loop: current value is ${
-        loop === null ? "null" : typeof loop
-      }`,
+      `Cannot install timers as the loop must be a Loop: current value is ${describe(loop)}`,
     );
   }
   if (target === null || (typeof target !== "object" && typeof target !== "function")) {
     throw new TypeError(
-      `Cannot install timers as the target must be an object: current value is ${
-        target === null ? "null" : typeof target
-      }`,
+      `Cannot install timers as the target must be an object: current value is ${describe(target)}`,
     );
   }
   if (options !== undefined && (options === null || typeof options !== "object")) {
     throw new TypeError(
       `Cannot install timers as the options must be an object: current value is ${
-        options === null ? "null" : typeof options
+        describe(options)
       }`,
     );
   }
   const mode = options?.mode ?? "web";
   if (mode !== "web" && mode !== "node") {
     throw new RangeError(
-      `Cannot install timers as the mode must be "web" or "node": current value is ${String(mode)}`,
+      `Cannot install timers as the mode must be "web" or "node": current value is ${
+        describe(mode)
+      }`,
     );
   }
   const theLoop = loop ?? currentLoop();

@@ -154,7 +154,7 @@ Deno.test("formatMetrics of something that is not a snapshot is a TypeError nami
   const cases: [unknown, string][] = [
     [undefined, "undefined"],
     [null, "null"],
-    [5, "number"],
+    [5, "5"],
     [{}, "an object without a sampling section"],
     [{ sampling: { mode: "every" } }, "an object without a callbacks section"],
   ];

@@ -237,7 +237,7 @@ Deno.test("FakePoller options of the wrong type are TypeErrors at construction",
     (error: unknown) =>
       error instanceof TypeError &&
       error.message ===
-        "Cannot create a fake poller as supports must be a function: current value is boolean",
+        "Cannot create a fake poller as supports must be a function: current value is true",
   );
   const poller = new FakePoller({ supports: (fd) => fd === 3 });
   assert.equal(poller.supports(3, READABLE), true);

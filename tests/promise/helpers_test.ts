@@ -395,9 +395,9 @@ Deno.test("argument errors of the helpers name the value actually passed", async
 
   await t.step("settled: a non-iterable input is a TypeError in the house format", () => {
     for (
-      const [values, described] of [[undefined, "undefined"], [null, "null"], [5, "number"], [
+      const [values, described] of [[undefined, "undefined"], [null, "null"], [5, "5"], [
         {},
-        "object",
+        "[object Object]",
       ]]
     ) {
       assert.throws(

@@ -278,7 +278,7 @@ Deno.test("TaskScope: a failFast that is not a boolean, or a label that is not a
     (error: unknown) =>
       error instanceof TypeError &&
       error.message ===
-        "Cannot create a TaskScope as the label must be a string: current value is number",
+        "Cannot create a TaskScope as the label must be a string: current value is 7",
   );
   await loop.close();
 });
