@@ -531,6 +531,14 @@ function interestBits(interest: WatchInterest, what: string): number {
   return bits;
 }
 
+/** Throws a TypeError unless a numeric loop option is a number (a RangeError would show "5" as 5). */
+function checkNumberOption(value: unknown, name: string): asserts value is number {
+  if (typeof value === "number") return;
+  throw new TypeError(
+    `Cannot create a loop as ${name} must be a number: current value is ${describe(value)}`,
+  );
+}
+
 /** Throws unless a label (used in errors, metrics and aliveReasons()) is a string. */
 function checkLabel(label: unknown, what: string): void {
   if (typeof label === "string") return;
@@ -839,7 +847,8 @@ export class LoopCore {
     this.missed = checkMissed(options?.missed, "create a loop");
     this.clampNested = options?.clampNestedTimers === true;
     const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
-    if (typeof yieldIntervalMs !== "number" || !(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {
+    checkNumberOption(yieldIntervalMs, "yieldIntervalMs");
+    if (!(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {
       throw new RangeError(
         `Cannot create a loop as yieldIntervalMs must be in (0, 1000]: current value is ${
           describe(yieldIntervalMs)
@@ -848,7 +857,8 @@ export class LoopCore {
     }
     this.yieldIntervalMs = yieldIntervalMs;
     const busyPollMs = options?.busyPollMs ?? 0;
-    if (typeof busyPollMs !== "number" || !(busyPollMs >= 0) || busyPollMs > 1000) {
+    checkNumberOption(busyPollMs, "busyPollMs");
+    if (!(busyPollMs >= 0) || busyPollMs > 1000) {
       throw new RangeError(
         `Cannot create a loop as busyPollMs must be in [0, 1000]: current value is ${
           describe(busyPollMs)

@@ -257,6 +257,18 @@ export class MetricsRecorder {
    */
   constructor(clock: Clock, options: MetricsRecorderOptions = {}) {
     const { samplePeriod, slowCallbackMs, onSlowCallback, topN, onError } = options;
+    for (
+      const [name, value] of [["samplePeriod", samplePeriod], ["slowCallbackMs", slowCallbackMs], [
+        "topN",
+        topN,
+      ]] as const
+    ) {
+      if (value !== undefined && typeof value !== "number") {
+        throw new TypeError(
+          `Cannot enable metrics as ${name} must be a number: current value is ${describe(value)}`,
+        );
+      }
+    }
     if (
       samplePeriod !== undefined &&
       !(Number.isInteger(samplePeriod) && samplePeriod >= 1 && samplePeriod <= MAX_SAMPLE_PERIOD)

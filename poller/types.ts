@@ -59,6 +59,13 @@ export class EventBatch {
    * @param capacity Events a single wait may report, a positive integer (default 1024).
    */
   constructor(capacity = 1024) {
+    if (typeof capacity !== "number") {
+      throw new TypeError(
+        `Cannot create an event batch as the capacity must be a number: current value is ${
+          describe(capacity)
+        }`,
+      );
+    }
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
       throw new RangeError(
         `Cannot create an event batch as the capacity must be an integer in [1, 1048576]: current value is ${

@@ -77,7 +77,8 @@ function deadlineTimer(state: DeadlineState, delayMs: number): void {
  * @param delayMs How long to wait, in ms (a non-negative number).
  * @param options `signal`, `loop` and `ref`.
  * @returns A promise settled like `promise`, or rejected with the `TimeoutError`.
- * @throws {RangeError} If `delayMs` is not a non-negative number, or is finite beyond 2^53-1 ms.
+ * @throws {TypeError} If `delayMs` is not a number.
+ * @throws {RangeError} If `delayMs` is negative or `NaN`, or is finite beyond 2^53-1 ms.
  * @throws {TypeError} If `options` or `options.signal` is malformed.
  *
  * @example In virtual time
@@ -97,7 +98,12 @@ export function deadline<T>(
   delayMs: number,
   options?: DeadlineOptions,
 ): LoopPromise<Awaited<T>> {
-  if (typeof delayMs !== "number" || !(delayMs >= 0)) {
+  if (typeof delayMs !== "number") {
+    throw new TypeError(
+      `Cannot set a deadline as delayMs must be a number: current value is ${describe(delayMs)}`,
+    );
+  }
+  if (!(delayMs >= 0)) {
     throw new RangeError(
       `Cannot set a deadline as delayMs must be a number >= 0: current value is ${
         describe(delayMs)

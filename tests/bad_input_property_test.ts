@@ -275,3 +275,27 @@ Deno.test("error messages show the value as given, never a wrong one", () => {
     });
   }
 });
+
+Deno.test("a numeric option given a non-number is a TypeError, not a RangeError showing it as a number", () => {
+  // These were RangeErrors reading "must be in (0, 1000]: current value is 5" for the string "5".
+  const cases: [() => unknown, string][] = [
+    [() => new Loop({ yieldIntervalMs: "5" as never }), "yieldIntervalMs"],
+    [() => new Loop({ busyPollMs: "5" as never }), "busyPollMs"],
+    [() => new Loop({ slowCallbackMs: "5" as never }), "slowCallbackMs"],
+    [() => new Loop({ metrics: { samplePeriod: "5" as never } }), "samplePeriod"],
+    [() => new Loop({ metrics: { topN: "5" as never } }), "topN"],
+    [() => new EventBatch("5" as never), "capacity"],
+    [() => deadline(1, "5" as never), "delayMs"],
+  ];
+  for (const [call, name] of cases) {
+    assert.throws(call, (error: unknown) => {
+      assert.ok(error instanceof TypeError, `${name}: ${error}`);
+      assert.match(error.message, new RegExp(`${name} must be a number: current value is "5"$`));
+      return true;
+    });
+  }
+  // Numbers out of range stay RangeErrors.
+  assert.throws(() => new Loop({ yieldIntervalMs: 0 }), RangeError);
+  assert.throws(() => new EventBatch(0), RangeError);
+  assert.throws(() => deadline(1, -1), RangeError);
+});

@@ -530,7 +530,7 @@ Deno.test("recorder: rejects bad options with RangeError/TypeError", () => {
     [{ samplePeriod: 70_000 }, RangeError, /samplePeriod/],
     [{ slowCallbackMs: -1 }, RangeError, /slowCallbackMs .*current value is -1/],
     [{ slowCallbackMs: NaN }, RangeError, /slowCallbackMs/],
-    [{ slowCallbackMs: "5" }, RangeError, /slowCallbackMs/],
+    [{ slowCallbackMs: "5" }, TypeError, /slowCallbackMs must be a number: current value is "5"/],
     [{ onSlowCallback: 5 }, TypeError, /onSlowCallback .*current value is 5/],
     [{ topN: 101 }, RangeError, /topN .*current value is 101/],
     [{ onError: "x" }, TypeError, /onError/],

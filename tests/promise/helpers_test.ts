@@ -80,7 +80,7 @@ Deno.test("deadline", async (t) => {
     assert.equal((early.reason as Error).message, "already");
     assert.throws(() => deadline(Promise.resolve(), -1), RangeError);
     assert.throws(() => deadline(Promise.resolve(), NaN), RangeError);
-    assert.throws(() => deadline(Promise.resolve(), "5" as never), RangeError);
+    assert.throws(() => deadline(Promise.resolve(), "5" as never), TypeError);
     assert.throws(() => deadline(Promise.resolve(), 5, { signal: {} as AbortSignal }), TypeError);
     await loop.run();
     await loop.close();
