@@ -845,7 +845,16 @@ export class LoopCore {
     this.onUnhandledRejection = options?.onUnhandledRejection;
     this.onRejectionHandled = options?.onRejectionHandled;
     this.missed = checkMissed(options?.missed, "create a loop");
-    this.clampNested = options?.clampNestedTimers === true;
+    const clampNested = options?.clampNestedTimers;
+    if (clampNested !== undefined && typeof clampNested !== "boolean") {
+      // "false" or 1 must not silently mean false (or true).
+      throw new TypeError(
+        `Cannot create a loop as clampNestedTimers must be a boolean: current value is ${
+          describe(clampNested)
+        }`,
+      );
+    }
+    this.clampNested = clampNested === true;
     const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
     checkNumberOption(yieldIntervalMs, "yieldIntervalMs");
     if (!(yieldIntervalMs > 0) || yieldIntervalMs > 1000) {

@@ -188,7 +188,19 @@ export function combine(
   input: Iterable<unknown>,
   options: CombinatorOptions | AbortLosersOptions | undefined,
 ): LoopPromise<unknown> {
-  if (options !== undefined) checkOptions(options, `call ${NAMES[mode]}()`);
+  if (options !== undefined) {
+    checkOptions(options, `call ${NAMES[mode]}()`);
+    const abortLosers: unknown = options.abortLosers;
+    if (abortLosers !== undefined && typeof abortLosers !== "boolean") {
+      // A truthy 1 or "yes" would silently leave task-factory mode off: the factories themselves
+      // would become the values.
+      throw new TypeError(
+        `Cannot call ${NAMES[mode]}() as abortLosers must be a boolean: current value is ${
+          describe(abortLosers)
+        }`,
+      );
+    }
+  }
   const loop = options?.loop ?? currentLoop();
   const rt = runtimeOf(loop);
   const rawSignal = options?.signal;

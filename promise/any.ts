@@ -25,7 +25,8 @@ import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.t
  * @param options `loop`, `signal` (rejects the result, and aborts the tasks, when it aborts) and
  * `abortLosers`.
  * @returns A promise of the first fulfilment.
- * @throws {TypeError} If `options`, `options.loop` or `options.signal` is malformed.
+ * @throws {TypeError} If `options`, `options.loop`, `options.signal` or `options.abortLosers` is
+ * malformed.
  *
  * @example Like Promise.any
  * ```ts

@@ -79,7 +79,7 @@ function deadlineTimer(state: DeadlineState, delayMs: number): void {
  * @returns A promise settled like `promise`, or rejected with the `TimeoutError`.
  * @throws {TypeError} If `delayMs` is not a number.
  * @throws {RangeError} If `delayMs` is negative or `NaN`, or is finite beyond 2^53-1 ms.
- * @throws {TypeError} If `options` or `options.signal` is malformed.
+ * @throws {TypeError} If `options`, `options.signal` or `options.ref` is malformed.
  *
  * @example In virtual time
  * ```ts
@@ -118,6 +118,12 @@ export function deadline<T>(
     );
   }
   checkOptions(options, "set a deadline");
+  const ref: unknown = options?.ref;
+  if (ref !== undefined && typeof ref !== "boolean") {
+    throw new TypeError(
+      `Cannot set a deadline as ref must be a boolean: current value is ${describe(ref)}`,
+    );
+  }
   const signal = checkSignal(options?.signal, "set a deadline");
   const rt = helperRuntime(promise, options?.loop);
   const loop = rt.loop;

@@ -23,7 +23,8 @@ import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.t
  * @param options `loop`, `signal` (rejects the result, and aborts the tasks, when it aborts) and
  * `abortLosers`.
  * @returns A promise settled like the first input to settle.
- * @throws {TypeError} If `options`, `options.loop` or `options.signal` is malformed.
+ * @throws {TypeError} If `options`, `options.loop`, `options.signal` or `options.abortLosers` is
+ * malformed.
  *
  * @example Like Promise.race
  * ```ts

@@ -299,3 +299,33 @@ Deno.test("a numeric option given a non-number is a TypeError, not a RangeError 
   assert.throws(() => new EventBatch(0), RangeError);
   assert.throws(() => deadline(1, -1), RangeError);
 });
+
+Deno.test("a boolean option given a non-boolean is a TypeError, not a silent false", () => {
+  // any([factory], { abortLosers: 1 }) resolved with the factory itself (task mode was off).
+  const cases: [() => unknown, RegExp][] = [
+    [
+      () => any([() => 1], { abortLosers: 1 as never }),
+      /abortLosers must be a boolean: current value is 1$/,
+    ],
+    [
+      () => race([() => 1], { abortLosers: "yes" as never }),
+      /abortLosers must be a boolean: current value is "yes"$/,
+    ],
+    [
+      () => new Loop({ clampNestedTimers: "true" as never }),
+      /clampNestedTimers must be a boolean: current value is "true"$/,
+    ],
+    [
+      () => deadline(1, 5, { ref: "false" as never }),
+      /ref must be a boolean: current value is "false"$/,
+    ],
+  ];
+  for (const [call, expected] of cases) {
+    assert.throws(call, (error: unknown) => {
+      assert.ok(error instanceof TypeError, String(error));
+      assert.match(error.message, FORMAT);
+      assert.match(error.message, expected);
+      return true;
+    });
+  }
+});
