@@ -222,6 +222,19 @@ function badExecutor(executor: unknown): TypeError {
   );
 }
 
+/**
+ * The loop of options without a `loop`: the current one, unless the options are a `Loop` itself
+ * (`LoopPromise.resolve(value, loop)` for `{ loop }`), which would otherwise bind to another loop.
+ */
+function loopOption(options: LoopPromiseOptions | undefined): Loop {
+  if (options instanceof Loop) {
+    throw new TypeError(
+      `Cannot bind a LoopPromise as the options must be an object like { loop }: current value is the Loop "${options.label}"`,
+    );
+  }
+  return currentLoop();
+}
+
 const nativeThen = Promise.prototype.then;
 
 // deno-lint-ignore no-explicit-any
@@ -360,7 +373,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       return;
     }
     if (typeof executor !== "function") throw badExecutor(executor);
-    this.#rt = runtimeOf(options?.loop ?? currentLoop());
+    this.#rt = runtimeOf(options?.loop ?? loopOption(options));
     LoopPromise.#execute(this, executor);
   }
 
@@ -562,7 +575,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if (isLoopPromise(value) && (loop === undefined || value.#rt.loop === loop)) {
       return value as LoopPromise<Awaited<T>>;
     }
-    return LoopPromise.#on(runtimeOf(loop ?? currentLoop()), value);
+    return LoopPromise.#on(runtimeOf(loop ?? loopOption(options)), value);
   }
 
   /**
@@ -588,7 +601,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
    * ```
    */
   static from<T>(value: T | PromiseLike<T>, options?: LoopPromiseOptions): LoopPromise<Awaited<T>> {
-    const rt = runtimeOf(options?.loop ?? currentLoop());
+    const rt = runtimeOf(options?.loop ?? loopOption(options));
     if (isLoopPromise(value) && value.#rt === rt) return value as LoopPromise<Awaited<T>>;
     return LoopPromise.#on(rt, value);
   }
@@ -611,7 +624,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static reject<T = never>(reason?: unknown, options?: LoopPromiseOptions): LoopPromise<T> {
     const promise = new LoopPromise<T>(
       INTERNAL as never,
-      runtimeOf(options?.loop ?? currentLoop()) as never,
+      runtimeOf(options?.loop ?? loopOption(options)) as never,
     );
     LoopPromise.#settle(promise, REJECTED, reason);
     return promise;
@@ -634,7 +647,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static withResolvers<T>(options?: LoopPromiseOptions): LoopPromiseWithResolvers<T> {
     const promise = new LoopPromise<T>(
       INTERNAL as never,
-      runtimeOf(options?.loop ?? currentLoop()) as never,
+      runtimeOf(options?.loop ?? loopOption(options)) as never,
     );
     return {
       promise,

@@ -329,3 +329,27 @@ Deno.test("a boolean option given a non-boolean is a TypeError, not a silent fal
     });
   }
 });
+
+Deno.test("a Loop passed where LoopPromise options go is a TypeError, not a binding to another loop", async () => {
+  // LoopPromise.resolve(1, loop) bound the promise to the current (default) loop: loop.run()
+  // never ran its reactions.
+  await using loop = new Loop({ clock: new VirtualClock(), label: "mine" });
+  const calls: [string, () => unknown][] = [
+    ["resolve", () => LoopPromise.resolve(1, loop as never)],
+    ["reject", () => LoopPromise.reject(1, loop as never)],
+    ["from", () => LoopPromise.from(1, loop as never)],
+    ["withResolvers", () => LoopPromise.withResolvers(loop as never)],
+    ["constructor", () => new LoopPromise(() => {}, loop as never)],
+  ];
+  for (const [name, call] of calls) {
+    assert.throws(call, (error: unknown) => {
+      assert.ok(error instanceof TypeError, `${name}: ${error}`);
+      assert.equal(
+        error.message,
+        'Cannot bind a LoopPromise as the options must be an object like { loop }: current value is the Loop "mine"',
+      );
+      return true;
+    });
+  }
+  assert.equal(LoopPromise.resolve(1, { loop }).loop, loop);
+});
