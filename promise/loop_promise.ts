@@ -373,7 +373,10 @@ export class LoopPromise<T> implements PromiseLike<T> {
       return;
     }
     if (typeof executor !== "function") throw badExecutor(executor);
-    this.#rt = runtimeOf(options?.loop ?? loopOption(options));
+    // Without options, nothing else is called: the hot path stays small enough to inline.
+    this.#rt = runtimeOf(
+      options === undefined ? currentLoop() : options.loop ?? loopOption(options),
+    );
     LoopPromise.#execute(this, executor);
   }
 
