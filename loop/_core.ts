@@ -1200,7 +1200,13 @@ export class LoopCore {
         }`,
       );
     }
-    if (options?.onClose !== undefined) assertCallback(options.onClose, `watch fd ${fd}`);
+    if (options?.onClose !== undefined && typeof options.onClose !== "function") {
+      throw new TypeError(
+        `Cannot watch fd ${fd} as onClose must be a function: current value is ${
+          describe(options.onClose)
+        }`,
+      );
+    }
     if (options?.label !== undefined) checkLabel(options.label, `watch fd ${fd}`);
     if (this.accept !== ACCEPTING) this.refuse(`watch fd ${fd}`);
     if (this.watchesByFd.has(fd)) {

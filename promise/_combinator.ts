@@ -217,6 +217,13 @@ export function combine(
   if (mode !== RACE) agg.values = [];
   if (signal !== undefined) listen(agg, signal);
   try {
+    if (!isIterable(input)) {
+      throw new TypeError(
+        `Cannot run ${NAMES[mode]}() as its input must be iterable: current value is ${
+          describe(input)
+        }`,
+      );
+    }
     if (tasks) readTasks(agg, rt, input);
     else if (isPlainArray(input)) readArray(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
     else readIterable(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
@@ -266,6 +273,12 @@ function readArray(
   }
   // ...or shrink (then it holds exactly the elements read).
   if (values !== undefined && values.length > agg.count) values.length = agg.count;
+}
+
+/** Whether `value` has a callable `Symbol.iterator` (GetIterator would not throw at once). */
+function isIterable(value: unknown): value is Iterable<unknown> {
+  return value !== null && value !== undefined &&
+    typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
 }
 
 function readIterable(

@@ -691,6 +691,17 @@ export class LoopPromise<T> implements PromiseLike<T> {
       runtimeOf(currentLoop()) as never,
     );
     promise.#flags = LOCKED;
+    if (typeof fn !== "function") {
+      // Rejects rather than throws, as Promise.try does.
+      LoopPromise.#settle(
+        promise,
+        REJECTED,
+        new TypeError(
+          `Cannot call LoopPromise.try as fn must be a function: current value is ${describe(fn)}`,
+        ),
+      );
+      return promise;
+    }
     let result: unknown;
     try {
       result = fn(...args);

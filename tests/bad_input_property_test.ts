@@ -353,3 +353,33 @@ Deno.test("a Loop passed where LoopPromise options go is a TypeError, not a bind
   }
   assert.equal(LoopPromise.resolve(1, { loop }).loop, loop);
 });
+
+Deno.test("the engine's own messages are replaced by house-format ones: try, combinator inputs, onClose", async () => {
+  const clock = new VirtualClock();
+  await using loop = new Loop({ clock, poller: new FakePoller({ clock }) });
+  const tried = LoopPromise.try(42 as never);
+  const combined = [all, allSettled, race, any].map((combinator) =>
+    (combinator as (input: unknown, options: { loop: Loop }) => PromiseLike<unknown>)(5, { loop })
+  );
+  const reasons: unknown[] = [];
+  // try() binds to the current loop (the default one here): its reaction comes last.
+  for (const promise of [...combined, tried]) {
+    promise.then(() => reasons.push("fulfilled"), (reason) => reasons.push(reason));
+  }
+  await loop.run();
+  await tried.then(undefined, () => {});
+  const messages = reasons.map((reason) => reason instanceof TypeError ? reason.message : reason);
+  assert.deepEqual(messages, [
+    "Cannot run all() as its input must be iterable: current value is 5",
+    "Cannot run allSettled() as its input must be iterable: current value is 5",
+    "Cannot run race() as its input must be iterable: current value is 5",
+    "Cannot run any() as its input must be iterable: current value is 5",
+    "Cannot call LoopPromise.try as fn must be a function: current value is 42",
+  ]);
+  assert.throws(
+    () => loop.watch(3, { readable: true }, () => {}, { onClose: "no" } as never),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      error.message === 'Cannot watch fd 3 as onClose must be a function: current value is "no"',
+  );
+});
