@@ -578,7 +578,10 @@ export class LoopPromise<T> implements PromiseLike<T> {
     if (isLoopPromise(value) && (loop === undefined || value.#rt.loop === loop)) {
       return value as LoopPromise<Awaited<T>>;
     }
-    return LoopPromise.#on(runtimeOf(loop ?? loopOption(options)), value);
+    return LoopPromise.#on(
+      runtimeOf(loop ?? (options === undefined ? currentLoop() : loopOption(options))),
+      value,
+    );
   }
 
   /**
@@ -604,7 +607,9 @@ export class LoopPromise<T> implements PromiseLike<T> {
    * ```
    */
   static from<T>(value: T | PromiseLike<T>, options?: LoopPromiseOptions): LoopPromise<Awaited<T>> {
-    const rt = runtimeOf(options?.loop ?? loopOption(options));
+    const rt = runtimeOf(
+      options === undefined ? currentLoop() : options.loop ?? loopOption(options),
+    );
     if (isLoopPromise(value) && value.#rt === rt) return value as LoopPromise<Awaited<T>>;
     return LoopPromise.#on(rt, value);
   }
@@ -627,7 +632,9 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static reject<T = never>(reason?: unknown, options?: LoopPromiseOptions): LoopPromise<T> {
     const promise = new LoopPromise<T>(
       INTERNAL as never,
-      runtimeOf(options?.loop ?? loopOption(options)) as never,
+      runtimeOf(
+        options === undefined ? currentLoop() : options.loop ?? loopOption(options),
+      ) as never,
     );
     LoopPromise.#settle(promise, REJECTED, reason);
     return promise;
@@ -650,7 +657,9 @@ export class LoopPromise<T> implements PromiseLike<T> {
   static withResolvers<T>(options?: LoopPromiseOptions): LoopPromiseWithResolvers<T> {
     const promise = new LoopPromise<T>(
       INTERNAL as never,
-      runtimeOf(options?.loop ?? loopOption(options)) as never,
+      runtimeOf(
+        options === undefined ? currentLoop() : options.loop ?? loopOption(options),
+      ) as never,
     );
     return {
       promise,
