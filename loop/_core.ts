@@ -34,7 +34,7 @@ import { ERROR, EventBatch, HANGUP, PRIORITY, READABLE, WRITABLE } from "../poll
 import type { Poller } from "../poller/types.ts";
 import { PollerError } from "../poller/errors.ts";
 import { createPoller } from "../poller/create_poller.ts";
-import { describe } from "../poller/_validate.ts";
+import { checkOptionalBoolean, describe } from "../poller/_validate.ts";
 import {
   KIND_FD,
   KIND_IMMEDIATE,
@@ -846,14 +846,7 @@ export class LoopCore {
     this.onRejectionHandled = options?.onRejectionHandled;
     this.missed = checkMissed(options?.missed, "create a loop");
     const clampNested = options?.clampNestedTimers;
-    if (clampNested !== undefined && typeof clampNested !== "boolean") {
-      // "false" or 1 must not silently mean false (or true).
-      throw new TypeError(
-        `Cannot create a loop as clampNestedTimers must be a boolean: current value is ${
-          describe(clampNested)
-        }`,
-      );
-    }
+    checkOptionalBoolean(clampNested, "create a loop", "clampNestedTimers");
     this.clampNested = clampNested === true;
     const yieldIntervalMs = options?.yieldIntervalMs ?? 4;
     checkNumberOption(yieldIntervalMs, "yieldIntervalMs");

@@ -146,3 +146,15 @@ export function writeTimespec(words: Int32Array, ms: number): void {
   words[2] = nsec;
   words[3] = 0;
 }
+
+/**
+ * Throws a `TypeError` in the house format unless `value` is undefined or a boolean: a truthy `1`
+ * or `"false"` must not silently mean true (or false).
+ */
+export function checkOptionalBoolean(value: unknown, what: string, name: string): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(
+      `Cannot ${what} as ${name} must be a boolean: current value is ${describe(value)}`,
+    );
+  }
+}

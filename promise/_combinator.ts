@@ -1,6 +1,6 @@
 // The machinery shared by all(), allSettled(), race() and any(): one aggregator class for the four
 // (monomorphic element callback), spec-order iteration, task-factory mode and loop tracking.
-import { describe } from "../poller/_validate.ts";
+import { checkOptionalBoolean, describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import { LoopClosedError } from "../loop/errors.ts";
@@ -190,16 +190,9 @@ export function combine(
 ): LoopPromise<unknown> {
   if (options !== undefined) {
     checkOptions(options, `call ${NAMES[mode]}()`);
-    const abortLosers: unknown = options.abortLosers;
-    if (abortLosers !== undefined && typeof abortLosers !== "boolean") {
-      // A truthy 1 or "yes" would silently leave task-factory mode off: the factories themselves
-      // would become the values.
-      throw new TypeError(
-        `Cannot call ${NAMES[mode]}() as abortLosers must be a boolean: current value is ${
-          describe(abortLosers)
-        }`,
-      );
-    }
+    // A truthy 1 or "yes" would silently leave task-factory mode off: the factories themselves
+    // would become the values.
+    checkOptionalBoolean(options.abortLosers, `call ${NAMES[mode]}()`, "abortLosers");
   }
   const loop = options?.loop ?? currentLoop();
   const rt = runtimeOf(loop);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describe } from "../poller/_validate.ts";
+import { checkOptionalBoolean, describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import type { Timer } from "../loop/types.ts";
 import { type LoopPromise, makePromise, observe } from "./loop_promise.ts";
@@ -119,11 +119,7 @@ export function deadline<T>(
   }
   checkOptions(options, "set a deadline");
   const ref: unknown = options?.ref;
-  if (ref !== undefined && typeof ref !== "boolean") {
-    throw new TypeError(
-      `Cannot set a deadline as ref must be a boolean: current value is ${describe(ref)}`,
-    );
-  }
+  checkOptionalBoolean(ref, "set a deadline", "ref");
   const signal = checkSignal(options?.signal, "set a deadline");
   const rt = helperRuntime(promise, options?.loop);
   const loop = rt.loop;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describe } from "../poller/_validate.ts";
+import { checkOptionalBoolean, describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
 import type { LoopClosedError } from "../loop/errors.ts";
@@ -173,13 +173,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
       );
     }
     const failFast = options?.failFast;
-    if (failFast !== undefined && typeof failFast !== "boolean") {
-      throw new TypeError(
-        `Cannot create a TaskScope as failFast must be a boolean: current value is ${
-          describe(failFast)
-        }`,
-      );
-    }
+    checkOptionalBoolean(failFast, "create a TaskScope", "failFast");
     this.#rt = runtimeOf(options?.loop ?? currentLoop());
     this.#failFast = options?.failFast !== false;
     this.#state = new ScopeState(this as TaskScope<unknown>, options?.label ?? "TaskScope");
