@@ -18,8 +18,13 @@
 // set aside during a pass and put back), an entry goes in at the head, or after a scan back from
 // the tail of at most `scanLimit` positions (moving the few entries after it). Further out of
 // order, and for durations beyond the first `maxRuns` distinct ones (random float delays would
-// otherwise make a run per timer), entries go to the overflow: a plain 4-ary heap of entries,
-// itself ordered among the runs by its minimum. The worst case is the O(log n) of a heap.
+// otherwise make a run per timer), entries are appended to the intake: an unsorted run keyed by
+// its least entry. When it surfaces (its least entry is due, or was cancelled), a few entries go
+// to the overflow, a plain 4-ary heap of entries ordered among the runs by its minimum; more are
+// sorted (a bucket sort over typed arrays, see `sortKeys`) into a batch run of their own, which
+// drains like a duration's run. A heap of 100k timers costs a few cache misses a timer: its sifts
+// jump around a large array and write the index of each entry they move; a batch is sorted in a
+// few linear passes and its entries are written once, in the order they lie in memory.
 //
 // Taking an entry off a run does not write to the entry, and a run knows the `payload` its
 // entries share (for timers: the callback, when they all have the same one and no arguments, as
@@ -57,6 +62,13 @@ export interface StoreLimits {
   shrinkCapacity: number;
   /** Positions stay Smis: a run that never empties is rebased before its tail reaches this. */
   positionLimit: number;
+  /**
+   * The intake surfacing with at most this many entries moves them to the overflow heap; more
+   * are sorted into a batch run.
+   */
+  sortLimit: number;
+  /** Emptied batch runs kept for reuse. */
+  batchesKept: number;
 }
 
 const DEFAULT_LIMITS: StoreLimits = {
@@ -65,6 +77,8 @@ const DEFAULT_LIMITS: StoreLimits = {
   emptyRunsKept: 1024,
   shrinkCapacity: 256,
   positionLimit: 1 << 30,
+  sortLimit: 32,
+  batchesKept: 64,
 };
 
 /** One sorted run of entries (or the overflow heap). */
@@ -83,7 +97,17 @@ export class TimerRun {
    * {@linkcode TimerStore.shiftedPayload}).
    */
   payload: unknown = undefined;
-  /** The duration key (NaN for the overflow). */
+  /**
+   * Whether the entries are in (deadlineMs, sequence) order: all but the intake (see
+   * {@linkcode TimerStore.settleUnsorted}).
+   */
+  sorted = true;
+  /**
+   * For the intake: its heap key is its least entry's, not just a lower bound (that entry was
+   * not removed since).
+   */
+  exact = true;
+  /** The duration key (NaN for the overflow, the intake and batches). */
   readonly key: number;
   /** Its index in the store's tables (reused once the run is dropped). */
   readonly id: number;
@@ -125,6 +149,131 @@ function smallestChild(keys: Float64Array, first: number, length: number): numbe
   return best;
 }
 
+/** Keys being sorted: deadline, sequence and where each came from, by index. */
+interface SortItems {
+  deadlines: Float64Array;
+  sequences: Float64Array;
+  offsets: Int32Array;
+}
+
+/** Items sorted by insertion; more are distributed into buckets first. */
+const INSERTION_SORT_LIMIT = 24;
+/** Bucket passes before a range that will not spread out is left to a comparison sort. */
+const BUCKET_DEPTH_LIMIT = 6;
+
+/**
+ * Sorts `items` in [from, to) by (deadline, sequence). A bucket sort: one pass spreads the items
+ * into about one bucket per 8 by where their key falls between the least and the greatest (by
+ * sequence when every deadline is the same), small buckets are finished by insertion sort, and
+ * larger ones are sorted the same way in turn. Timer deadlines are spread smoothly enough for this
+ * to take a few linear passes, each over contiguous typed arrays; a range that keeps clustering is
+ * handed to a comparison sort after {@linkcode BUCKET_DEPTH_LIMIT} passes.
+ */
+function sortKeys(items: SortItems, from: number, to: number, depth: number): void {
+  const count = to - from;
+  if (count <= INSERTION_SORT_LIMIT) {
+    insertionSort(items, from, to);
+    return;
+  }
+  if (depth >= BUCKET_DEPTH_LIMIT) {
+    comparisonSort(items, from, to);
+    return;
+  }
+  const { deadlines, sequences, offsets } = items;
+  let minMs = Infinity;
+  let maxMs = -Infinity;
+  for (let i = from; i < to; i++) {
+    const deadlineMs = deadlines[i];
+    if (deadlineMs < minMs) minMs = deadlineMs;
+    if (deadlineMs > maxMs) maxMs = deadlineMs;
+  }
+  let ways = 16;
+  while (ways * 8 < count && ways < 65536) ways *= 2;
+  let field = deadlines;
+  let low = minMs;
+  let scale = ways / (maxMs - minMs);
+  if (!(scale < Infinity)) {
+    // One deadline: by sequence (sequences of one deadline are distinct, or the same entry's).
+    let minSequence = Infinity;
+    let maxSequence = -Infinity;
+    for (let i = from; i < to; i++) {
+      const sequence = sequences[i];
+      if (sequence < minSequence) minSequence = sequence;
+      if (sequence > maxSequence) maxSequence = sequence;
+    }
+    field = sequences;
+    low = minSequence;
+    scale = ways / (maxSequence - minSequence);
+    if (!(scale < Infinity)) return; // every key the same: sorted
+  }
+  // Count each bucket's items, then scatter them (stably) into scratch and copy them back.
+  const bucketOf = new Int32Array(count);
+  const starts = new Int32Array(ways + 1);
+  const last = ways - 1;
+  for (let i = 0; i < count; i++) {
+    // Monotonic in the key, and in [0, ways) (the scale is finite, the keys are too).
+    const t = (field[from + i] - low) * scale;
+    const bucket = t < last ? t | 0 : last;
+    bucketOf[i] = bucket;
+    starts[bucket + 1]++;
+  }
+  for (let b = 0; b < ways; b++) starts[b + 1] += starts[b];
+  const next = starts.slice(0, ways);
+  const sortedDeadlines = new Float64Array(count);
+  const sortedSequences = new Float64Array(count);
+  const sortedOffsets = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const to = next[bucketOf[i]]++;
+    sortedDeadlines[to] = deadlines[from + i];
+    sortedSequences[to] = sequences[from + i];
+    sortedOffsets[to] = offsets[from + i];
+  }
+  deadlines.set(sortedDeadlines, from);
+  sequences.set(sortedSequences, from);
+  offsets.set(sortedOffsets, from);
+  for (let b = 0; b < ways; b++) {
+    if (starts[b + 1] - starts[b] > 1) {
+      sortKeys(items, from + starts[b], from + starts[b + 1], depth + 1);
+    }
+  }
+}
+
+function insertionSort(items: SortItems, from: number, to: number): void {
+  const { deadlines, sequences, offsets } = items;
+  for (let i = from + 1; i < to; i++) {
+    const deadlineMs = deadlines[i];
+    const sequence = sequences[i];
+    const offset = offsets[i];
+    let j = i;
+    // Stops at an equal key: stable, and linear over equal keys.
+    while (
+      j > from &&
+      (deadlineMs < deadlines[j - 1] ||
+        (deadlineMs === deadlines[j - 1] && sequence < sequences[j - 1]))
+    ) {
+      deadlines[j] = deadlines[j - 1];
+      sequences[j] = sequences[j - 1];
+      offsets[j] = offsets[j - 1];
+      j--;
+    }
+    deadlines[j] = deadlineMs;
+    sequences[j] = sequence;
+    offsets[j] = offset;
+  }
+}
+
+function comparisonSort(items: SortItems, from: number, to: number): void {
+  const { deadlines, sequences, offsets } = items;
+  const order = Array.from({ length: to - from }, (_, i) => from + i);
+  order.sort((a, b) => deadlines[a] - deadlines[b] || sequences[a] - sequences[b]);
+  const sortedDeadlines = order.map((i) => deadlines[i]);
+  const sortedSequences = order.map((i) => sequences[i]);
+  const sortedOffsets = order.map((i) => offsets[i]);
+  deadlines.set(sortedDeadlines, from);
+  sequences.set(sortedSequences, from);
+  offsets.set(sortedOffsets, from);
+}
+
 /** The store: entries by (deadlineMs, sequence), FIFO among equal deadlines. */
 export class TimerStore<T extends StoreEntry> {
   readonly scanLimit: number;
@@ -132,6 +281,8 @@ export class TimerStore<T extends StoreEntry> {
   readonly emptyRunsKept: number;
   readonly shrinkCapacity: number;
   readonly positionLimit: number;
+  readonly sortLimit: number;
+  readonly batchesKept: number;
   /** Stored entries. */
   size = 0;
   /** The runs by id. */
@@ -144,8 +295,15 @@ export class TimerStore<T extends StoreEntry> {
   heapIds: Int32Array = new Int32Array(16);
   heapKeys: Float64Array = new Float64Array(32);
   heapPositions: Int32Array = new Int32Array(16);
-  /** Where the long tail of durations and far out-of-order entries go. */
+  /** Where small batches from the intake go: a heap of entries. */
   readonly overflow: TimerRun = this.newRun(NaN);
+  /**
+   * Where the long tail of durations and far out-of-order entries go: an unsorted run, its heap
+   * key its least entry's, sorted into a batch run when it surfaces.
+   */
+  readonly intake: TimerRun = this.newIntake();
+  /** Emptied batch runs kept for reuse. */
+  readonly spareBatches: TimerRun[] = [];
   /** The key of the entry `shiftDue()` returned last. */
   shiftedDeadlineMs = 0;
   shiftedSequence = 0;
@@ -163,15 +321,22 @@ export class TimerStore<T extends StoreEntry> {
   lastRun: TimerRun | null = null;
 
   constructor(limits?: Partial<StoreLimits>) {
-    const { scanLimit, maxRuns, emptyRunsKept, shrinkCapacity, positionLimit } = {
-      ...DEFAULT_LIMITS,
-      ...limits,
-    };
+    const {
+      scanLimit,
+      maxRuns,
+      emptyRunsKept,
+      shrinkCapacity,
+      positionLimit,
+      sortLimit,
+      batchesKept,
+    } = { ...DEFAULT_LIMITS, ...limits };
     this.scanLimit = scanLimit;
     this.maxRuns = maxRuns;
     this.emptyRunsKept = emptyRunsKept;
     this.shrinkCapacity = shrinkCapacity;
     this.positionLimit = positionLimit;
+    this.sortLimit = sortLimit;
+    this.batchesKept = batchesKept;
   }
 
   /** Whether `entry` is stored (its `run` and `slot` may be stale once a pass took it). */
@@ -204,6 +369,11 @@ export class TimerStore<T extends StoreEntry> {
     for (;;) {
       const run = this.runs[this.heapIds[0]]!;
       if (run === this.overflow) return;
+      if (!run.sorted) {
+        if (run.exact) return;
+        this.settleUnsorted(run);
+        continue;
+      }
       const k = (run.head & run.mask) << 1;
       const deadlineMs = run.keys[k];
       const sequence = run.keys[k + 1];
@@ -236,11 +406,11 @@ export class TimerStore<T extends StoreEntry> {
       this.lastKey = durationKey;
     }
     this.size++;
+    if (run === this.intake) {
+      this.intakePush(entry, deadlineMs, sequence);
+      return;
+    }
     if (run.live === 0) {
-      if (run === this.overflow) {
-        this.overflowPush(entry, deadlineMs, sequence);
-        return;
-      }
       this.emptyRuns--;
       run.payload = entry.payload;
       run.nodes[0] = entry;
@@ -252,10 +422,6 @@ export class TimerStore<T extends StoreEntry> {
       entry.run = run;
       entry.slot = 0;
       this.pushRun(run, deadlineMs, sequence);
-      return;
-    }
-    if (run === this.overflow) {
-      this.overflowPush(entry, deadlineMs, sequence);
       return;
     }
     if (run.payload !== entry.payload) run.payload = undefined;
@@ -314,7 +480,7 @@ export class TimerStore<T extends StoreEntry> {
     let after = tail - 1;
     for (;;) {
       if (tail - after > this.scanLimit) {
-        this.overflowPush(entry, deadlineMs, sequence);
+        this.intakePush(entry, deadlineMs, sequence);
         return;
       }
       after--;
@@ -368,6 +534,14 @@ export class TimerStore<T extends StoreEntry> {
       this.emptied(run);
       return;
     }
+    if (!run.sorted && run.exact) {
+      // Its least entry gone, the heap key is only a lower bound (settled when it surfaces).
+      const k = (position & mask) << 1;
+      const at = this.heapPositions[run.id] << 1;
+      if (run.keys[k] === this.heapKeys[at] && run.keys[k + 1] === this.heapKeys[at + 1]) {
+        run.exact = false;
+      }
+    }
     if (position === run.head) {
       // The run's heap key stays as a lower bound (see settleTop).
       let head = position + 1;
@@ -402,6 +576,10 @@ export class TimerStore<T extends StoreEntry> {
         this.shiftedPayload = undefined;
         this.overflowRemove(0);
         return entry;
+      }
+      if (!run.sorted) {
+        this.settleUnsorted(run);
+        continue;
       }
       position = run.head;
       const k = (position & run.mask) << 1;
@@ -463,8 +641,10 @@ export class TimerStore<T extends StoreEntry> {
     this.heapPositions[run.id] = -1;
     run.head = 0;
     run.tail = 0;
-    // Swept once the empty ones outnumber the others (amortised O(1)).
-    if (++this.emptyRuns > this.emptyRunsKept && this.emptyRuns > this.heapLength) this.sweep();
+    if (run.key === run.key) {
+      // Swept once the empty ones outnumber the others (amortised O(1)).
+      if (++this.emptyRuns > this.emptyRunsKept && this.emptyRuns > this.heapLength) this.sweep();
+    } else if (run !== this.intake) this.releaseBatch(run);
   }
 
   /**
@@ -520,7 +700,7 @@ export class TimerStore<T extends StoreEntry> {
       if (slotKeys[index] === key) return run;
     }
     if (this.runCount >= this.maxRuns) {
-      if (this.emptyRuns < this.maxRuns / 4) return this.overflow;
+      if (this.emptyRuns < this.maxRuns / 4) return this.intake;
       this.sweep();
     }
     const run = this.newRun(key);
@@ -570,13 +750,176 @@ export class TimerStore<T extends StoreEntry> {
       else {
         this.runs[run.id] = undefined;
         this.freeIds.push(run.id);
-        // Timers that fired from it still name it (until re-armed): leave them little to keep.
-        run.nodes = [undefined];
-        run.keys = new Float64Array(2);
-        run.mask = 0;
-        run.payload = undefined;
+        this.dropStorage(run);
       }
     }
+  }
+
+  // ------------------------------------------------------------ the intake and its batches
+
+  /** The intake: an unsorted run, out of the table. */
+  newIntake(): TimerRun {
+    const run = this.newRun(NaN);
+    run.sorted = false;
+    return run;
+  }
+
+  /** Appends `entry` to the intake (`size` already counted). */
+  intakePush(entry: T, deadlineMs: number, sequence: number): void {
+    const run = this.intake;
+    if (run.live === 0) {
+      run.payload = entry.payload;
+      run.exact = true;
+      run.nodes[0] = entry;
+      run.keys[0] = deadlineMs;
+      run.keys[1] = sequence;
+      run.head = 0;
+      run.tail = 1;
+      run.live = 1;
+      entry.run = run;
+      entry.slot = 0;
+      this.pushRun(run, deadlineMs, sequence);
+      return;
+    }
+    if (run.payload !== entry.payload) run.payload = undefined;
+    let tail = run.tail;
+    if (tail - run.head > run.mask || tail >= this.positionLimit) {
+      this.relayout(run);
+      tail = run.tail;
+    }
+    const index = tail & run.mask;
+    run.nodes[index] = entry;
+    run.keys[index << 1] = deadlineMs;
+    run.keys[(index << 1) + 1] = sequence;
+    run.tail = tail + 1;
+    run.live++;
+    entry.run = run;
+    entry.slot = tail;
+    // The heap key stays the least entry's (below a stale lower bound, this one is the least).
+    const at = this.heapPositions[run.id];
+    const heapKeys = this.heapKeys;
+    if (
+      deadlineMs < heapKeys[at << 1] ||
+      (deadlineMs === heapKeys[at << 1] && sequence < heapKeys[(at << 1) + 1])
+    ) {
+      run.exact = true;
+      this.siftUp(run.id, deadlineMs, sequence, at);
+    }
+  }
+
+  /**
+   * Settles the intake at the top of the heap: a few entries go to the overflow heap (so that a
+   * trickle of distinct durations does not make a run per timer); more are sorted into a run of
+   * their own (a batch), which drains like a duration's run. See {@linkcode sortKeys} for why a
+   * batch costs fewer cache misses than a heap.
+   */
+  settleUnsorted(run: TimerRun): void {
+    if (run.live > this.sortLimit) this.sortBatch(run);
+    else this.spill(run);
+  }
+
+  /** Moves the intake's entries to the overflow heap. */
+  spill(run: TimerRun): void {
+    const { nodes, keys, mask, head, tail } = run;
+    const moving: T[] = [];
+    const movingKeys: number[] = [];
+    for (let p = head; p < tail; p++) {
+      const index = p & mask;
+      const entry = nodes[index];
+      if (entry === undefined) continue;
+      nodes[index] = undefined;
+      moving.push(entry as T);
+      movingKeys.push(keys[index << 1], keys[(index << 1) + 1]);
+    }
+    run.live = 0;
+    this.emptied(run);
+    for (let i = 0; i < moving.length; i++) {
+      this.overflowPush(moving[i], movingKeys[2 * i], movingKeys[2 * i + 1]);
+    }
+  }
+
+  /** Moves the intake's entries, sorted, into a batch run, and empties it. */
+  sortBatch(run: TimerRun): void {
+    const { nodes, keys, mask, head, tail } = run;
+    const count = run.live;
+    const deadlines = new Float64Array(count);
+    const sequences = new Float64Array(count);
+    const offsets = new Int32Array(count);
+    let i = 0;
+    for (let p = head; p < tail; p++) {
+      const index = p & mask;
+      if (nodes[index] === undefined) continue;
+      deadlines[i] = keys[index << 1];
+      sequences[i] = keys[(index << 1) + 1];
+      offsets[i] = p - head;
+      i++;
+    }
+    sortKeys({ deadlines, sequences, offsets }, 0, count, 0);
+    const batch = this.takeBatch(count, run.payload);
+    const batchKeys = batch.keys;
+    // Each entry's place in the batch, by its offset in the intake.
+    const places = new Int32Array(tail - head);
+    for (let j = 0; j < count; j++) {
+      batchKeys[j << 1] = deadlines[j];
+      batchKeys[(j << 1) + 1] = sequences[j];
+      places[offsets[j]] = j;
+    }
+    // The entries are written in the order they were stored (for the intake, the order timers
+    // were scheduled and laid out in memory), not in the sorted order that would jump around it.
+    const batchNodes = batch.nodes;
+    for (let p = head; p < tail; p++) {
+      const index = p & mask;
+      const entry = nodes[index];
+      if (entry === undefined) continue;
+      nodes[index] = undefined;
+      const place = places[p - head];
+      batchNodes[place] = entry;
+      entry.run = batch;
+      entry.slot = place;
+    }
+    batch.tail = count;
+    batch.live = count;
+    run.live = 0;
+    this.emptied(run);
+    if (run.mask >= this.shrinkCapacity && count * 4 <= run.mask) this.dropStorage(run);
+    this.pushRun(batch, deadlines[0], sequences[0]);
+  }
+
+  /** An empty batch run with room for `count` entries from position 0. */
+  takeBatch(count: number, payload: unknown): TimerRun {
+    const run = this.spareBatches.pop() ?? this.newRun(NaN);
+    if (run.mask + 1 < count) {
+      let capacity = INITIAL_CAPACITY;
+      while (capacity < count) capacity *= 2;
+      run.nodes = new Array(capacity).fill(undefined);
+      run.keys = new Float64Array(capacity * 2);
+      run.mask = capacity - 1;
+    }
+    run.payload = payload;
+    run.head = 0;
+    run.tail = 0;
+    return run;
+  }
+
+  /** An emptied batch (its storage shrank as it drained): kept for reuse, or dropped. */
+  releaseBatch(run: TimerRun): void {
+    if (this.spareBatches.length < this.batchesKept) this.spareBatches.push(run);
+    else {
+      this.runs[run.id] = undefined;
+      this.freeIds.push(run.id);
+      this.dropStorage(run);
+    }
+  }
+
+  /**
+   * Gives an empty run the smallest storage. Timers that fired from a dropped run still name it
+   * (until re-armed): leave them little to keep.
+   */
+  dropStorage(run: TimerRun): void {
+    run.nodes = [undefined];
+    run.keys = new Float64Array(2);
+    run.mask = 0;
+    run.payload = undefined;
   }
 
   // ------------------------------------------------------------ the overflow heap

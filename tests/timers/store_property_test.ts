@@ -1,7 +1,8 @@
-// The timer store (per-duration rings, a heap of runs, an overflow heap) against a sorted array:
-// random inserts (in order, out of order, far out of order, re-inserted with an old key), removes
-// (head, middle, tail, absent) and pops, with limits small enough to reach every path (scan
-// limits, the overflow, relayouts, shrinking, sweeps, position rebasing). After every step the
+// The timer store (per-duration rings, a heap of runs, the intake, its sorted batches, an overflow
+// heap) against a sorted array: random inserts (in order, out of order, far out of order,
+// re-inserted with an old key), removes (head, middle, tail, absent) and pops, with limits small
+// enough to reach every path (scan limits, the intake, batches, the overflow, relayouts,
+// shrinking, sweeps, position rebasing). After every step the
 // store's invariants are checked and each pop must return the model's minimum, with its payload
 // when its run knows it (runs whose entries share one).
 import assert from "node:assert/strict";
@@ -131,9 +132,15 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
         assert.equal(entry.slot, p);
         if (run.payload !== undefined) assert.equal(entry.payload, run.payload, "shared payload");
         const here = { entry, deadlineMs: run.keys[2 * index], sequence: run.keys[2 * index + 1] };
-        if (previous !== undefined) assert.ok(before(previous, here), "run order");
-        previous = here;
-        first ??= here;
+        if (run.sorted) {
+          if (previous !== undefined) assert.ok(before(previous, here), "run order");
+          previous = here;
+          first ??= here;
+        } else if (first === undefined || before(here, first)) first = here; // its least
+      }
+      if (!run.sorted) {
+        assert.equal(run, store.intake, "only the intake is unsorted");
+        assert.ok(run.key !== run.key, "the intake is no duration's run");
       }
       assert.equal(count, run.live, "live count");
       // Positions outside [head, tail) are free.
@@ -148,8 +155,12 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
       deadlineMs: store.heapKeys[2 * i],
       sequence: store.heapKeys[2 * i + 1],
     };
-    if (run === store.overflow) {
-      assert.deepEqual(key, first, "heap key mirrors the overflow's first entry");
+    if (run === store.overflow || (!run.sorted && run.exact)) {
+      assert.deepEqual(
+        key,
+        first,
+        "heap key mirrors the overflow's first (the intake's least) entry",
+      );
     } else assert.ok(!before(first!, key), "heap key is a lower bound of the run's first entry");
   }
   assert.equal(live, model.length, "entries in runs");
@@ -158,9 +169,11 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
   assert.equal(store.firstDeadlineMs(), earliestMs, "first deadline");
   if (store.heapLength !== 0) {
     const top = store.runs[store.heapIds[0]]!;
-    const k = top === store.overflow ? 0 : 2 * (top.head & top.mask);
-    assert.equal(store.heapKeys[0], top.keys[k], "the settled top mirrors its first entry");
-    assert.equal(store.heapKeys[1], top.keys[k + 1]);
+    if (top.sorted) {
+      const k = top === store.overflow ? 0 : 2 * (top.head & top.mask);
+      assert.equal(store.heapKeys[0], top.keys[k], "the settled top mirrors its first entry");
+      assert.equal(store.heapKeys[1], top.keys[k + 1]);
+    } else assert.ok(top.exact, "the intake on top keys its least entry");
   }
   for (const stored of model) {
     assert.ok(store.holds(stored.entry), "holds every stored entry");
@@ -182,6 +195,12 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
     }
   }
   assert.equal(tableRuns, store.runCount, "run count");
+  assert.ok(store.spareBatches.length <= store.batchesKept, "spare batches kept");
+  for (const run of store.spareBatches) {
+    assert.equal(run.live, 0, "spare batches are empty");
+    assert.equal(store.heapPositions[run.id], -1, "spare batches are out of the heap");
+    assert.equal(store.runs[run.id], run);
+  }
   assert.equal(emptyRuns, store.emptyRuns, "empty run count");
   assert.ok(store.runCount <= store.maxRuns, "at most maxRuns runs");
 }
@@ -277,6 +296,8 @@ Deno.test("timer store: random inserts, removes and pops match a sorted array (t
         emptyRunsKept: 1,
         shrinkCapacity: 8,
         positionLimit: 1024,
+        sortLimit: 2,
+        batchesKept: 1,
       });
     }),
     { numRuns: 400 },
@@ -297,7 +318,7 @@ Deno.test("timer store: random inserts, removes and pops match a sorted array (m
   fc.assert(
     fc.property(
       fc.array(opArb(40), { minLength: 20, maxLength: 400, size: "max" }),
-      (ops) => runScript(ops, { emptyRunsKept: 2, maxRuns: 24, shrinkCapacity: 8 }),
+      (ops) => runScript(ops, { emptyRunsKept: 2, maxRuns: 24, shrinkCapacity: 8, sortLimit: 4 }),
     ),
     { numRuns: 100 },
   );
@@ -349,7 +370,7 @@ Deno.test("timer store: positions are rebased before they leave the Smi range", 
   for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
 });
 
-Deno.test("timer store: durations beyond maxRuns share the overflow and keep their order", () => {
+Deno.test("timer store: durations beyond maxRuns share the intake and keep their order", () => {
   const store = new TimerStore<Entry>({ maxRuns: 4 });
   const model: Stored[] = [];
   for (let i = 0; i < 200; i++) {
@@ -360,7 +381,7 @@ Deno.test("timer store: durations beyond maxRuns share the overflow and keep the
     model.push(stored);
   }
   check(store, model);
-  assert.ok(store.overflow.live > 0, "the overflow holds the long tail");
+  assert.ok(store.intake.live > 0, "the intake holds the long tail");
   assert.equal(store.runCount, 4);
   // Cancel every third, in a scrambled order, then drain.
   const cancelled = model.filter((_, i) => i % 3 === 0);
@@ -417,9 +438,12 @@ Deno.test("timer store: a run that grew gives memory back as it drains", () => {
 Deno.test("timer store: removing from the middle of the overflow can move its last entry up", () => {
   const store = new TimerStore<Entry>({ maxRuns: 1 });
   const keep = new Entry(-1);
-  store.insert(keep, 0, 1000, 1000); // the one run; every other duration overflows
+  store.insert(keep, 0, 1000, 1000); // the one run; every other duration goes to the intake
   const model: Stored[] = [{ entry: keep, deadlineMs: 1000, sequence: 1000 }];
   const entries = new Map<number, Entry>();
+  // Its least entry, removed: settling the intake (a few entries) moves them to the overflow.
+  const least = new Entry(-2);
+  store.insert(least, 1, -1, -1);
   // A 4-ary heap shaped [0, 100, 1, 2, 3, 101, 102, 103, 104, 5]: 5 sits under 1.
   for (const deadlineMs of [0, 100, 1, 2, 3, 101, 102, 103, 104, 5]) {
     const entry = new Entry(deadlineMs);
@@ -427,6 +451,10 @@ Deno.test("timer store: removing from the middle of the overflow can move its la
     store.insert(entry, 1 + deadlineMs, deadlineMs, deadlineMs);
     model.push({ entry, deadlineMs, sequence: deadlineMs });
   }
+  store.remove(least);
+  assert.equal(store.firstDeadlineMs(), 0);
+  assert.equal(store.intake.live, 0, "spilled");
+  assert.equal(entries.get(5)!.run, store.overflow);
   assert.equal(entries.get(5)!.slot, 9);
   store.remove(entries.get(101)!); // 5 takes its place, under 100: it must move up
   model.splice(model.findIndex((stored) => stored.deadlineMs === 101), 1);
@@ -500,4 +528,117 @@ Deno.test("timer store: a run whose entries share a payload reports it; a mixed 
   assert.equal(store.shiftedPayload, shared);
   assert.ok(!store.holds(again), "taken off, not held, though it still names its run");
   assert.notEqual(again.run, null);
+});
+
+Deno.test("timer store: a large batch from the intake drains in order (spread, clustered, tied)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          shape: fc.constantFrom("spread" as const, "cluster" as const, "tie" as const),
+          x: fc.nat(1_000_000),
+        }),
+        { minLength: 25, maxLength: 3000, size: "max" },
+      ),
+      fc.integer({ min: 2, max: 50 }),
+      (specs, removeEvery) => {
+        const store = new TimerStore<Entry>({ maxRuns: 1, sortLimit: 8 });
+        const model: Stored[] = [];
+        const count = specs.length;
+        specs.forEach(({ shape, x }, i) => {
+          // Spread over a range; clustered towards zero (buckets keep splitting one range); one
+          // deadline, so that sequences (not in arrival order) decide.
+          const deadlineMs = shape === "spread"
+            ? x / 1000
+            : shape === "cluster"
+            ? 2 ** -(x % 60)
+            : 5;
+          // Sequences distinct but not in arrival order (7919 is prime, larger than any count).
+          const stored = { entry: new Entry(i), deadlineMs, sequence: (i * 7919) % count };
+          store.insert(stored.entry, i + 1, stored.deadlineMs, stored.sequence);
+          model.push(stored);
+        });
+        // Cancel some, the least among them (the intake's key becomes a lower bound).
+        const least = model.reduce((a, b) => before(a, b) ? a : b);
+        store.remove(least.entry);
+        const kept = model.filter((stored, i) => stored !== least && i % removeEvery !== 0);
+        for (const stored of model) if (!kept.includes(stored)) store.remove(stored.entry);
+        check(store, kept);
+        const intakeBefore = store.intake.live;
+        kept.sort((a, b) => before(a, b) ? -1 : 1);
+        for (const expected of kept) {
+          assert.equal(store.shiftDue(Infinity), expected.entry);
+          assert.equal(store.shiftedDeadlineMs, expected.deadlineMs);
+        }
+        assert.equal(store.shiftDue(Infinity), null);
+        check(store, []);
+        if (intakeBefore > 8) assert.equal(store.spareBatches.length, 1, "drained through a batch");
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("timer store: the intake, its batches and the overflow give memory back", () => {
+  const store = new TimerStore<Entry>({ maxRuns: 1, sortLimit: 2, shrinkCapacity: 8 });
+  store.insert(new Entry(-1), 0, 1e9, 1e9); // the one run: every other duration goes to the intake
+  const model: Stored[] = [];
+  for (let i = 0; i < 40; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: 40 - i, sequence: i };
+    store.insert(stored.entry, i + 1, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  assert.ok(store.intake.mask >= 63);
+  // Down to 10 (not few enough for the intake to relayout), its least first: a lower bound.
+  while (model.length > 10) store.remove(model.pop()!.entry);
+  assert.equal(store.intake.exact, false);
+  assert.equal(store.firstDeadlineMs(), 31, "settled: sorted into a batch");
+  assert.ok(store.intake.mask < 8, "the intake, mostly empty when sorted, gave its storage back");
+  const batch = model[0].entry.run!;
+  assert.notEqual(batch, store.intake);
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  for (const expected of model) assert.equal(store.shiftDue(100), expected.entry);
+  assert.deepEqual(store.spareBatches, [batch], "kept for reuse");
+  // A batch that grew is kept with a small storage.
+  const many = Array.from({ length: 100 }, (_, i) => new Entry(i));
+  many.forEach((entry, i) => store.insert(entry, i + 1, 200 + i, 200 + i));
+  assert.equal(store.shiftDue(1000), many[0], "settled when due: sorted into a batch");
+  const big = many[1].run!;
+  assert.ok(big !== store.intake && big.mask >= 127);
+  while (store.shiftDue(1000) !== null);
+  assert.ok(big.mask < 8, "an emptied batch keeps a small storage");
+  // Every key the same (the store allows it): any order, all of them.
+  const same = Array.from({ length: 30 }, (_, i) => new Entry(i));
+  for (const entry of same) store.insert(entry, 2, 2000, 2000);
+  const drained = new Set<Entry>();
+  for (;;) {
+    const entry = store.shiftDue(3000);
+    if (entry === null || entry.name === -1) break;
+    drained.add(entry);
+  }
+  assert.equal(drained.size, 30);
+  for (const entry of same) assert.ok(drained.has(entry));
+});
+
+Deno.test("timer store: an overflow heap that grew gives memory back", () => {
+  const store = new TimerStore<Entry>({ maxRuns: 1, sortLimit: 64, shrinkCapacity: 8 });
+  const keep = { entry: new Entry(-1), deadlineMs: 1e9, sequence: 1e9 };
+  store.insert(keep.entry, 0, keep.deadlineMs, keep.sequence);
+  const model: Stored[] = [keep];
+  for (let i = 0; i < 60; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: (i * 37) % 60, sequence: i };
+    store.insert(stored.entry, i + 1, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  assert.equal(store.firstDeadlineMs(), 0);
+  // The intake surfaced with a few: spilled into the overflow.
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  assert.equal(store.shiftDue(0), model.shift()!.entry);
+  assert.equal(store.overflow.live, 59);
+  assert.ok(store.overflow.mask >= 63);
+  while (model.length > 4) {
+    assert.equal(store.shiftDue(100), model.shift()!.entry);
+    check(store, model);
+  }
+  assert.ok(store.overflow.mask < 63, "shrunk");
 });
