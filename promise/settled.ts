@@ -174,11 +174,17 @@ function onInput(state: SettledState, index: number, rejected: boolean, value: u
  * of `for await`) stops early. While inputs are pending, the iterator is tracked on its loop:
  * closing the loop makes a waiting `next()` reject with `LoopClosedError`.
  *
+ * If reading the iterable throws (its `Symbol.iterator` or its iterator's `next()`), `settled()`
+ * still returns the iterator, as an async generator would: its first `next()` rejects with that
+ * error (the inputs read before it are dropped) and later calls report `{ done: true }`. So does
+ * an already-aborted `signal`, with its reason (which wins over a failed read).
+ *
  * @typeParam V The inputs' type.
  * @param values An iterable of values, promises or thenables.
  * @param options `loop` and `signal`.
  * @returns The async iterator.
- * @throws {TypeError} If `values` is not iterable (or its iterator throws), or `options` is malformed.
+ * @throws {TypeError} If `values` is not iterable (has no `Symbol.iterator` method), or `options`,
+ * `options.loop` or `options.signal` is malformed.
  *
  * @example
  * ```ts
@@ -194,7 +200,15 @@ export function settled<V>(
   options?: SettledOptions,
 ): SettledIterator<Awaited<V>> {
   checkOptions(options, "iterate settled promises");
-  if (typeof (values as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== "function") {
+  let method: unknown;
+  let failure: { error: unknown } | undefined;
+  try {
+    method = (values as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator];
+  } catch (error) {
+    // A throwing Symbol.iterator getter: the iteration failed (reported by next()), as below.
+    failure = { error };
+  }
+  if (failure === undefined && typeof method !== "function") {
     throw new TypeError(
       `Cannot iterate settled promises as the values must be iterable: current value is ${
         describe(values)
@@ -204,17 +218,14 @@ export function settled<V>(
   const signal = checkSignal(options?.signal, "iterate settled promises");
   const rt = runtimeOf(options?.loop ?? currentLoop());
   const state = new SettledState(rt);
+  failure ??= readInputs(state, values);
   if (signal?.aborted) {
-    for (const value of values) {
-      state.pending++;
-      observe(rt, value, onInput, state, state.count++);
-    }
-    state.fail(signal.reason);
+    state.fail(signal.reason); // as the combinators, an aborted signal wins over a failed read
     return state as SettledIterator<Awaited<V>>;
   }
-  for (const value of values) {
-    state.pending++;
-    observe(rt, value, onInput, state, state.count++);
+  if (failure !== undefined) {
+    state.fail(failure.error);
+    return state as SettledIterator<Awaited<V>>;
   }
   if (state.pending === 0) {
     state.finished = true;
@@ -227,4 +238,23 @@ export function settled<V>(
   state.tracked = true;
   trackOn(rt.loop, state);
   return state as SettledIterator<Awaited<V>>;
+}
+
+/**
+ * Reads every input (observing each as it comes); returns the error if the iteration threw (the
+ * inputs read before it are observed all the same, so their rejections count as handled).
+ */
+function readInputs(
+  state: SettledState,
+  values: Iterable<unknown>,
+): { error: unknown } | undefined {
+  try {
+    for (const value of values) {
+      state.pending++;
+      observe(state.rt, value, onInput, state, state.count++);
+    }
+  } catch (error) {
+    return { error };
+  }
+  return undefined;
 }

@@ -503,3 +503,65 @@ Deno.test("settled(): pending counts the inputs not settled yet, also after retu
   assert.equal(aborted.pending, 0);
   await loop.close();
 });
+
+Deno.test("settled(): a throwing iterator rejects the first next() (as a for await sees it), not the call", async (t) => {
+  const boom = new Error("iterator broke");
+  await t.step(
+    "the iterator throws after some inputs: they are read, handled, and dropped",
+    async () => {
+      const unhandled: unknown[] = [];
+      const loop = new Loop({
+        clock: new VirtualClock(),
+        onUnhandledRejection: (reason) => void unhandled.push(reason),
+      });
+      const never = new LoopPromise<number>(() => {}, { loop });
+      function* inputs(): Generator<unknown> {
+        yield LoopPromise.reject(new Error("read before the throw"), { loop });
+        yield never;
+        throw boom;
+      }
+      let iterator: ReturnType<typeof settled> | undefined;
+      assert.doesNotThrow(() => iterator = settled(inputs(), { loop }));
+      const seen: unknown[] = [];
+      loop.submit(async () => {
+        try {
+          for await (const result of iterator!) seen.push(result);
+          seen.push("ended");
+        } catch (error) {
+          seen.push(error);
+        }
+      });
+      await loop.run(); // not kept alive by `never`: the failed iterator is not tracked
+      assert.deepEqual(seen, [boom]);
+      assert.deepEqual(await toNativeOn(loop, iterator!.next()), { value: undefined, done: true });
+      assert.deepEqual(unhandled, []);
+      await loop.close();
+    },
+  );
+  await t.step("a throwing Symbol.iterator getter, too", async () => {
+    const loop = virtualLoop();
+    const values = {
+      get [Symbol.iterator]() {
+        throw boom;
+      },
+    };
+    const iterator = settled(values as never, { loop });
+    assert.equal(await toNativeOn(loop, iterator.next()).catch((error) => error), boom);
+    await loop.close();
+  });
+  await t.step("bad arguments still throw at the call; an aborted signal wins", async () => {
+    const loop = virtualLoop();
+    const throwing = (): Iterable<unknown> => ({
+      [Symbol.iterator]: () => ({
+        next: () => {
+          throw boom;
+        },
+      }),
+    });
+    assert.throws(() => settled(throwing(), { loop, signal: "no" as never }), TypeError);
+    const stop = new Error("stop");
+    const aborted = settled(throwing(), { loop, signal: AbortSignal.abort(stop) });
+    assert.equal(await toNativeOn(loop, aborted.next()).catch((error) => error), stop);
+    await loop.close();
+  });
+});
