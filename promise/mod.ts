@@ -49,4 +49,9 @@ export {
   type SettledResult,
 } from "./settled.ts";
 export { toNative } from "./to_native.ts";
-export { type TaskOutcome, TaskScope, type TaskScopeOptions } from "./task_scope.ts";
+export {
+  type TaskOutcome,
+  TaskScope,
+  TaskScopeClosedError,
+  type TaskScopeOptions,
+} from "./task_scope.ts";

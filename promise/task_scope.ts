@@ -22,6 +22,36 @@ import {
 import { abortError, checkOptions, checkSignal, trackOn } from "./_combinator.ts";
 import type { TaskFactory } from "./types.ts";
 
+/**
+ * A {@linkcode TaskScope} was disposed (closed to new tasks) and `spawn()` was called on it. The
+ * scope's counterpart of `LoopClosedError` (what `loop.submit()` throws on a closed loop): a state
+ * error, not a bad argument.
+ *
+ * @example
+ * ```ts
+ * import { TaskScope, TaskScopeClosedError } from "./task_scope.ts";
+ * const scope = new TaskScope();
+ * await scope[Symbol.asyncDispose]();
+ * try {
+ *   scope.spawn(() => 1);
+ * } catch (error) {
+ *   console.log(error instanceof TaskScopeClosedError); // true
+ * }
+ * ```
+ */
+export class TaskScopeClosedError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was refused.
+   * @param options `cause`.
+   */
+  constructor(message = "The TaskScope is closed", options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TaskScopeClosedError";
+  }
+}
+
 /** Options of {@linkcode TaskScope}. */
 export interface TaskScopeOptions {
   /** The loop of the scope's promises (and where it is tracked); default `currentLoop()`. */
@@ -236,7 +266,9 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
    * @param task Receives its own signal (aborted when the scope aborts while it runs); may return
    * a value, a promise or throw.
    * @returns The task's result.
-   * @throws {TypeError} If `task` is not a function, or the scope was disposed.
+   * @throws {TypeError} If `task` is not a function.
+   * @throws {TaskScopeClosedError} If the scope was disposed (`[Symbol.asyncDispose]()` was
+   * called): it takes no new tasks.
    *
    * @example
    * ```ts
@@ -253,7 +285,7 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
       );
     }
     if (this.#closed) {
-      throw new TypeError(
+      throw new TaskScopeClosedError(
         `Cannot spawn a task as the scope "${this.#state.label}" is disposed: current state is closed`,
       );
     }
@@ -355,9 +387,10 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
   }
 
   /**
-   * Closes the scope to new tasks and waits for the running ones. Rejects with an
-   * `AggregateError` of the failures not taken through {@linkcode TaskScope.next}; else with the
-   * outer signal's reason if it aborted the scope; else resolves. Calling it again waits again.
+   * Closes the scope to new tasks (`spawn()` then throws {@linkcode TaskScopeClosedError}) and
+   * waits for the running ones. Rejects with an `AggregateError` of the failures not taken
+   * through {@linkcode TaskScope.next}; else with the outer signal's reason if it aborted the
+   * scope; else resolves. Calling it again waits again.
    *
    * @returns A promise that settles once no task is running.
    *

@@ -1,7 +1,12 @@
 // TaskScope: structured concurrency on a VirtualClock loop.
 import assert from "node:assert/strict";
 import { Loop, LoopClosedError, VirtualClock } from "../../loop/mod.ts";
-import { LoopPromise, type TaskOutcome, TaskScope } from "../../promise/mod.ts";
+import {
+  LoopPromise,
+  type TaskOutcome,
+  TaskScope,
+  TaskScopeClosedError,
+} from "../../promise/mod.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock(), onUnhandledRejection: () => {} });
@@ -48,7 +53,7 @@ Deno.test("TaskScope waits for all tasks on dispose and reports nothing without 
   assert.equal(scope.size, 0);
   assert.equal(disposed.state, "fulfilled");
   assert.deepEqual(log, ["done b at 10", "done a at 30", "disposed at 30"]);
-  assert.throws(() => scope.spawn(() => 4), TypeError);
+  assert.throws(() => scope.spawn(() => 4), TaskScopeClosedError);
   await loop.close();
 });
 
@@ -74,7 +79,7 @@ Deno.test("TaskScope: the first failure aborts the siblings; dispose rejects wit
   assert.match(error.message, /1 task of the scope "fan-out" failed/);
   assert.equal(slow.state, "rejected");
   assert.equal((scope.signal.reason as Error & { cause?: unknown }).cause, failure);
-  assert.throws(() => scope.spawn(() => 1), TypeError); // disposed
+  assert.throws(() => scope.spawn(() => 1), TaskScopeClosedError); // disposed
   // Spawning into an aborted scope starts nothing.
   const aborted = new TaskScope({ loop });
   aborted.abort();
@@ -282,3 +287,35 @@ Deno.test("TaskScope: a failFast that is not a boolean, or a label that is not a
   );
   await loop.close();
 });
+
+Deno.test("TaskScope.spawn on a disposed scope throws TaskScopeClosedError (a state error, as loop.submit() on a closed loop), not TypeError", async () => {
+  const loop = virtualLoop();
+  const scope = new TaskScope({ loop, label: "workers" });
+  await disposeIdle(loop, scope);
+  let called = false;
+  assert.throws(
+    () =>
+      scope.spawn(() => {
+        called = true;
+      }),
+    (error: unknown) =>
+      error instanceof TaskScopeClosedError && !(error instanceof TypeError) &&
+      error.name === "TaskScopeClosedError" &&
+      error.message ===
+        'Cannot spawn a task as the scope "workers" is disposed: current state is closed',
+  );
+  assert.equal(called, false);
+  // A bad argument is still a TypeError first.
+  assert.throws(() => scope.spawn(42 as never), TypeError);
+  const cause = new Error("why");
+  assert.equal(new TaskScopeClosedError("closed", { cause }).cause, cause);
+  assert.equal(new TaskScopeClosedError().message, "The TaskScope is closed");
+  await loop.close();
+});
+
+/** Disposes of an idle scope on a loop that is not running. */
+async function disposeIdle(loop: Loop, scope: TaskScope): Promise<void> {
+  const disposal = scope[Symbol.asyncDispose]();
+  await loop.run();
+  assert.equal(disposal.state, "fulfilled");
+}
