@@ -12,7 +12,7 @@
 import { RingQueue } from "./_ring_queue.ts";
 import { type TimerRun, TimerStore } from "./_timer_store.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { LoopClosedError, LoopStateError } from "./errors.ts";
+import { LoopClosedError, LoopShutdownError, LoopStateError } from "./errors.ts";
 import { enterLoop, leaveLoop } from "./_current.ts";
 import type { Disposition, TrackedResource } from "./_internal.ts";
 import type {
@@ -2360,8 +2360,11 @@ export class LoopCore {
     const finish = () => {
       const failure = this.failure;
       this.failure = null;
-      if (failure !== null) deferred.reject(failureError(failure));
-      else deferred.resolve(report);
+      if (failure === null) deferred.resolve(report);
+      else {
+        const errors = failure.more === null ? [failure.error] : [failure.error, ...failure.more];
+        deferred.reject(new LoopShutdownError(errors, report, this.label));
+      }
     };
     if (poller === null) finish();
     else {poller.close().then(finish, (error) => {

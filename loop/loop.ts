@@ -446,9 +446,9 @@ export class Loop implements AsyncDisposable {
    * same promise. If called from a callback, the close happens once that callback returns.
    *
    * @returns What was pending and how each was disposed of; rejects with `LoopStateError` for the
-   * default loop, which lives as long as the process, and (the loop is closed all the same) with the
-   * error a callback threw while closing when there is no `onError` (an `AggregateError` when
-   * several did, as in {@linkcode Loop.run}).
+   * default loop, which lives as long as the process, and (the loop is closed all the same) with a
+   * `LoopShutdownError` when callbacks threw while closing and there is no `onError`:
+   * an `AggregateError` of those errors (`cause` is the first) whose `report` is this report.
    *
    * @example
    * ```ts
@@ -465,7 +465,7 @@ export class Loop implements AsyncDisposable {
   }
 
   /**
-   * Closes the loop (for `await using`).
+   * Closes the loop (for `await using`); rejects as {@linkcode Loop.close} does.
    *
    * @example
    * ```ts

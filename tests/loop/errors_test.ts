@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type ErrorContext, Loop, VirtualClock } from "../../mod.ts";
+import {
+  type CloseReport,
+  type ErrorContext,
+  Loop,
+  LoopShutdownError,
+  VirtualClock,
+} from "../../mod.ts";
+import { FakePoller } from "../../poller/mod.ts";
 
 Deno.test("without onError the loop fails fast: run() rejects with the error, queued work stays", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
@@ -126,4 +133,64 @@ Deno.test("bad arguments are typed errors", async () => {
   assert.throws(() => loop.watch(3, {}, () => {}), RangeError);
   assert.throws(() => loop.watch(3, { readable: true }, 5 as never), TypeError);
   await loop.close();
+});
+
+Deno.test("close() that callbacks threw in (no onError) rejects with LoopShutdownError, which carries the CloseReport", async (t) => {
+  await t.step("one error", async () => {
+    const loop = new Loop({ clock: new VirtualClock(), label: "shutting" });
+    const boom = new Error("boom");
+    loop.submit(() => {
+      throw boom;
+    });
+    loop.setTimeout(function pendingTimer() {}, 1000);
+    const closing = loop.close();
+    const error = await closing.then(() => assert.fail("close() resolved"), (e: unknown) => e);
+    assert.ok(error instanceof LoopShutdownError, String(error));
+    assert.ok(error instanceof AggregateError);
+    assert.equal(error.name, "LoopShutdownError");
+    assert.deepEqual(error.errors, [boom]);
+    assert.equal(error.cause, boom);
+    assert.equal(
+      error.message,
+      'The loop "shutting" closed, but an error was raised while closing it: boom',
+    );
+    const report: CloseReport = error.report;
+    assert.deepEqual(report, {
+      ran: { tasks: 1, microtasks: 0, immediates: 0 },
+      disposed: { timers: 1, watches: 0, rejected: 0 },
+      items: [{ kind: "timer", label: "pendingTimer", disposition: "cancelled" }],
+    });
+    assert.equal(loop.state, "closed");
+    assert.equal(loop.close(), closing, "idempotent: the same rejected promise");
+  });
+  await t.step("several errors, with a poller: the watch's onClose threw too", async () => {
+    const clock = new VirtualClock();
+    const loop = new Loop({ clock, poller: new FakePoller({ clock }) });
+    const first = new RangeError("task");
+    const second = "onClose threw a string";
+    loop.submit(() => {
+      throw first;
+    });
+    loop.watch(5, { readable: true }, () => {}, {
+      label: "socket",
+      onClose: () => {
+        throw second;
+      },
+    });
+    const error = await loop.close().then(() => assert.fail("close() resolved"), (e) => e);
+    assert.ok(error instanceof LoopShutdownError);
+    assert.deepEqual(error.errors, [first, second]);
+    assert.match(error.message, /, but 2 errors were raised while closing it; the first: task$/);
+    assert.equal(error.report.disposed.watches, 1);
+    assert.deepEqual(error.report.items, [
+      { kind: "watch", label: "socket", disposition: "cancelled" },
+    ]);
+  });
+  await t.step("without errors close() still resolves with the report itself", async () => {
+    const loop = new Loop({ clock: new VirtualClock() });
+    loop.submit(() => {});
+    const report = await loop.close();
+    assert.ok(!(report instanceof Error));
+    assert.equal(report.ran.tasks, 1);
+  });
 });
