@@ -2431,12 +2431,13 @@ export class LoopCore {
       // Rejections and close callbacks settle their followers before the loop is gone; helpers
       // those make meanwhile (an all() in an onClose callback or in a reaction to a rejection)
       // are tracked while closing, so they are disposed of in turn, rather than left pending.
-      // A rejection check made meanwhile is not: it reports after the close, as it always did.
+      // A rejection check made meanwhile is not (it `finishesAfterClose`): it reports after the
+      // close, as it always did.
       let later = false;
       for (;;) {
         let disposed = false;
         for (const resource of [...this.tracked]) {
-          if (later && resource.kind === "promise.rejectionCheck") continue;
+          if (later && resource.finishesAfterClose === true) continue;
           disposed = true;
           this.tracked.delete(resource);
           let disposition: Disposition;

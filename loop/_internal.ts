@@ -11,6 +11,12 @@ export interface TrackedResource {
   readonly label: string;
   /** Whether it keeps `run()` alive (and shows in `aliveReasons()`). Read live. */
   readonly refed: boolean;
+  /**
+   * Tracked while `close()` drains (by a callback or reaction it ran), it is not disposed of but
+   * left to finish on its own after the close: the unhandled-rejection check, which then reports
+   * as it always does. Absent for every other resource.
+   */
+  readonly finishesAfterClose?: boolean;
   dispose(error: LoopClosedError): Disposition;
 }
 

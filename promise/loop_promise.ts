@@ -1337,6 +1337,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
         kind: "promise.rejectionCheck",
         label: "pending unhandled-rejection check",
         refed: true,
+        finishesAfterClose: true,
         dispose: () => {
           rt.pendingCheck = undefined;
           LoopPromise.#judge(rt, true);

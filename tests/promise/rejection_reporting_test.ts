@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Loop, VirtualClock } from "../../loop/mod.ts";
 import { LoopPromise } from "../../promise/mod.ts";
+import { FakePoller } from "../../poller/mod.ts";
 
 /** Runs `count` loop tasks, each submitting the next, then calls `last`. */
 function chainTasks(loop: Loop, count: number, last: () => void): void {
@@ -137,4 +138,34 @@ Deno.test("onRejectionHandled runs after the catch() that handled the rejection 
   // As natively: the reaction runs in this checkpoint, the handled report after it.
   assert.deepEqual(log, ["unhandled", "catch() returned", "caught", "handled"]);
   await loop.close();
+});
+
+Deno.test("close(): a pending rejection check is judged at once; one made by an onClose callback reports after the close", async () => {
+  const clock = new VirtualClock();
+  const log: string[] = [];
+  const loop: Loop = new Loop({
+    clock,
+    poller: new FakePoller({ clock }),
+    onUnhandledRejection: (reason) => void log.push(`unhandled ${reason} while ${loop.state}`),
+  });
+  loop.watch(5, { readable: true }, () => {}, {
+    onClose: () => void LoopPromise.reject("late", { loop }),
+  });
+  LoopPromise.reject("early", { loop });
+  const report = await loop.close();
+  log.push("close() resolved");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(log, [
+    "unhandled early while closing",
+    "close() resolved",
+    "unhandled late while closed",
+  ]);
+  // Only the check pending when close() began was disposed of (judged at once).
+  assert.deepEqual(report.items.filter((item) => item.kind === "promise.rejectionCheck"), [
+    {
+      kind: "promise.rejectionCheck",
+      label: "pending unhandled-rejection check",
+      disposition: "cancelled",
+    },
+  ]);
 });
