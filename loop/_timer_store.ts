@@ -73,7 +73,7 @@ export interface StoreLimits {
 
 const DEFAULT_LIMITS: StoreLimits = {
   scanLimit: 16,
-  maxRuns: 4096,
+  maxRuns: 1024,
   emptyRunsKept: 1024,
   shrinkCapacity: 256,
   positionLimit: 1 << 30,
@@ -552,7 +552,11 @@ export class TimerStore<T extends StoreEntry> {
       while (nodes[(tail - 1) & mask] === undefined) tail--;
       run.tail = tail;
     }
-    if (mask >= this.shrinkCapacity && run.live * 8 <= mask) this.relayout(run);
+    // The intake keeps its storage until it surfaces (see sortBatch): a burst of timers cancelled
+    // and scheduled again (timeouts) would otherwise shrink and regrow it each time.
+    if (mask >= this.shrinkCapacity && run.live * 8 <= mask && run !== this.intake) {
+      this.relayout(run);
+    }
   }
 
   /**
@@ -833,6 +837,7 @@ export class TimerStore<T extends StoreEntry> {
     }
     run.live = 0;
     this.emptied(run);
+    if (run.mask >= this.shrinkCapacity && moving.length * 4 <= run.mask) this.dropStorage(run);
     for (let i = 0; i < moving.length; i++) {
       this.overflowPush(moving[i], movingKeys[2 * i], movingKeys[2 * i + 1]);
     }
