@@ -412,39 +412,47 @@ export class TimerStore<T extends StoreEntry> {
     }
     if (run.live === 0) {
       this.emptyRuns--;
-      run.payload = entry.payload;
-      run.nodes[0] = entry;
-      run.keys[0] = deadlineMs;
-      run.keys[1] = sequence;
-      run.head = 0;
-      run.tail = 1;
-      run.live = 1;
-      entry.run = run;
-      entry.slot = 0;
-      this.pushRun(run, deadlineMs, sequence);
+      this.fill(run, entry, deadlineMs, sequence);
       return;
     }
     if (run.payload !== entry.payload) run.payload = undefined;
-    let keys = run.keys;
+    const keys = run.keys;
     const last = ((run.tail - 1) & run.mask) << 1;
     if (
       deadlineMs > keys[last] || (deadlineMs === keys[last] && sequence > keys[last + 1])
-    ) {
-      let tail = run.tail;
-      if (tail - run.head > run.mask || tail >= this.positionLimit) {
-        this.relayout(run);
-        keys = run.keys;
-        tail = run.tail;
-      }
-      const index = tail & run.mask;
-      run.nodes[index] = entry;
-      keys[index << 1] = deadlineMs;
-      keys[(index << 1) + 1] = sequence;
-      run.tail = tail + 1;
-      run.live++;
-      entry.run = run;
-      entry.slot = tail;
-    } else this.insertSorted(run, entry, deadlineMs, sequence);
+    ) this.append(run, entry, deadlineMs, sequence);
+    else this.insertSorted(run, entry, deadlineMs, sequence);
+  }
+
+  /** Puts `entry` in the empty `run`, which enters the heap with its key. */
+  fill(run: TimerRun, entry: T, deadlineMs: number, sequence: number): void {
+    run.payload = entry.payload;
+    run.nodes[0] = entry;
+    run.keys[0] = deadlineMs;
+    run.keys[1] = sequence;
+    run.head = 0;
+    run.tail = 1;
+    run.live = 1;
+    entry.run = run;
+    entry.slot = 0;
+    this.pushRun(run, deadlineMs, sequence);
+  }
+
+  /** Appends `entry` at the tail of the non-empty `run` (making room if it is full). */
+  append(run: TimerRun, entry: T, deadlineMs: number, sequence: number): void {
+    let tail = run.tail;
+    if (tail - run.head > run.mask || tail >= this.positionLimit) {
+      this.relayout(run);
+      tail = run.tail;
+    }
+    const index = tail & run.mask;
+    run.nodes[index] = entry;
+    run.keys[index << 1] = deadlineMs;
+    run.keys[(index << 1) + 1] = sequence;
+    run.tail = tail + 1;
+    run.live++;
+    entry.run = run;
+    entry.slot = tail;
   }
 
   /** Inserts `entry`, which sorts before the last entry of the non-empty `run`, at its place. */
@@ -772,33 +780,12 @@ export class TimerStore<T extends StoreEntry> {
   intakePush(entry: T, deadlineMs: number, sequence: number): void {
     const run = this.intake;
     if (run.live === 0) {
-      run.payload = entry.payload;
       run.exact = true;
-      run.nodes[0] = entry;
-      run.keys[0] = deadlineMs;
-      run.keys[1] = sequence;
-      run.head = 0;
-      run.tail = 1;
-      run.live = 1;
-      entry.run = run;
-      entry.slot = 0;
-      this.pushRun(run, deadlineMs, sequence);
+      this.fill(run, entry, deadlineMs, sequence);
       return;
     }
     if (run.payload !== entry.payload) run.payload = undefined;
-    let tail = run.tail;
-    if (tail - run.head > run.mask || tail >= this.positionLimit) {
-      this.relayout(run);
-      tail = run.tail;
-    }
-    const index = tail & run.mask;
-    run.nodes[index] = entry;
-    run.keys[index << 1] = deadlineMs;
-    run.keys[(index << 1) + 1] = sequence;
-    run.tail = tail + 1;
-    run.live++;
-    entry.run = run;
-    entry.slot = tail;
+    this.append(run, entry, deadlineMs, sequence);
     // The heap key stays the least entry's (below a stale lower bound, this one is the least).
     const at = this.heapPositions[run.id];
     const heapKeys = this.heapKeys;
