@@ -7,7 +7,7 @@
 import { checkOptionalBoolean, describe } from "../poller/_validate.ts";
 import type { Loop } from "../loop/loop.ts";
 import { currentLoop } from "../loop/default_loop.ts";
-import type { LoopClosedError } from "../loop/errors.ts";
+import { LoopClosedError } from "../loop/errors.ts";
 import { type Disposition, kUntrack, type TrackedResource } from "../loop/_internal.ts";
 import {
   type LoopPromise,
@@ -114,7 +114,8 @@ function onTask(scope: TaskScope<unknown>, id: number, rejected: boolean, value:
  *
  * Results can be consumed as they finish with {@linkcode TaskScope.next} or `for await`.
  * While tasks run, the scope is tracked on its loop: closing the loop aborts the tasks and rejects
- * waiting `next()`/disposal with `LoopClosedError`. An exception thrown by the body of an
+ * waiting `next()`/disposal with `LoopClosedError`. On a closed loop, `spawn()` starts nothing: its
+ * promise, and then `next()` and disposal, reject with `LoopClosedError`. An exception thrown by the body of an
  * `await using` block does not abort the tasks by itself: call `scope.abort()` for that.
  *
  * @typeParam T The tasks' value type.
@@ -260,12 +261,16 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
    * Starts `task(signal)` now (synchronously) and returns a promise of its result. The promise is
    * pre-handled: a failure is the scope's to report, so leaving it alone raises no unhandled
    * rejection. If the scope was already aborted, the task is not started and the promise rejects
-   * with the abort reason.
+   * with the abort reason. If the scope's loop is closed, the task is not started either: the
+   * promise rejects with `LoopClosedError` (it does not throw, as the other promise helpers on a
+   * closed loop), the scope is aborted with it, and later `next()` and disposal reject with it too,
+   * as when the loop closes while tasks run.
    *
    * @typeParam R The task's value type.
    * @param task Receives its own signal (aborted when the scope aborts while it runs); may return
    * a value, a promise or throw.
-   * @returns The task's result.
+   * @returns The task's result; rejected (the task not started) with the abort reason if the scope
+   * was aborted, or with `LoopClosedError` if its loop is closed.
    * @throws {TypeError} If `task` is not a function.
    * @throws {TaskScopeClosedError} If the scope was disposed (`[Symbol.asyncDispose]()` was
    * called): it takes no new tasks.
@@ -295,6 +300,19 @@ export class TaskScope<T = unknown> implements AsyncDisposable {
     const scopeSignal = this.#controller.signal;
     if (scopeSignal.aborted) {
       settlePromise(result, true, scopeSignal.reason);
+      return result;
+    }
+    if (rt.loop.state === "closed") {
+      // Idle when its loop closed (or made after): nothing could abort the task or settle the
+      // scope's waiters any more. Refused, as sleep() and the combinators refuse there, and the
+      // scope ends as the close would have ended it, so ignoring this promise loses nothing.
+      const error = new LoopClosedError(
+        `Cannot spawn a task as the loop "${rt.loop.label}" of the scope "${this.#state.label}" is closed: current state is closed`,
+      );
+      this.#closedBy = { error };
+      this.#controller.abort(error);
+      this.#detachOuter();
+      settlePromise(result, true, error);
       return result;
     }
     const id = this.#nextId++;

@@ -220,18 +220,74 @@ Deno.test("TaskScope validates its arguments", () => {
   return loop.close().then(() => {});
 });
 
-Deno.test("a TaskScope on a closed loop rejects with LoopClosedError instead of hanging", async () => {
+Deno.test("a TaskScope on a closed loop starts no task: spawn() rejects with LoopClosedError, disposal too", async () => {
   const loop = virtualLoop();
   await loop.close();
-  const scope = new TaskScope({ loop });
-  let signal!: AbortSignal;
-  scope.spawn((s) => {
-    signal = s;
+  const scope = new TaskScope({ loop, label: "late" });
+  let called = false;
+  const spawned = scope.spawn(() => {
+    called = true;
     return new LoopPromise(() => {}, { loop });
   });
+  assert.equal(called, false);
+  assert.equal(scope.size, 0);
+  const outcome = await toNativeOutcome(spawned);
+  assert.ok(outcome instanceof LoopClosedError, String(outcome));
+  assert.equal(
+    (outcome as Error).message,
+    'Cannot spawn a task as the loop "loop" of the scope "late" is closed: current state is closed',
+  );
+  assert.ok(scope.signal.reason instanceof LoopClosedError, String(scope.signal.reason));
   const disposed = await toNativeOutcome(scope[Symbol.asyncDispose]());
   assert.ok(disposed instanceof LoopClosedError, String(disposed));
-  assert.ok(signal.reason instanceof LoopClosedError, String(signal.reason));
+});
+
+Deno.test("TaskScope: a scope idle when its loop closed refuses later tasks (never runs them)", async () => {
+  const loop = virtualLoop();
+  const scope = new TaskScope<number>({ loop });
+  const first = scope.spawn(() => 1);
+  await loop.run(); // the first task finished: the scope is idle (untracked) when the loop closes
+  assert.equal(first.state, "fulfilled");
+  assert.deepEqual(scope.next().value, { status: "fulfilled", value: 1, id: 0 });
+  await loop.close();
+  let called = false;
+  const late = scope.spawn(() => {
+    called = true;
+    return 2;
+  });
+  const lateOutcome = await toNativeOutcome(late);
+  assert.equal(called, false);
+  assert.ok(lateOutcome instanceof LoopClosedError, String(lateOutcome));
+  // The refusal is not lost if the spawn's promise is ignored: next() and disposal report it.
+  const next = await toNativeOutcome(scope.next());
+  assert.ok(next instanceof LoopClosedError, String(next));
+  const disposed = await toNativeOutcome(scope[Symbol.asyncDispose]());
+  assert.ok(disposed instanceof LoopClosedError, String(disposed));
+  // Later spawns are refused the same way (the scope's signal carries the reason).
+  let calledAgain = false;
+  const again = await toNativeOutcome(
+    new TaskScope({ loop }).spawn(() => {
+      calledAgain = true;
+    }),
+  );
+  assert.equal(calledAgain, false);
+  assert.ok(again instanceof LoopClosedError, String(again));
+});
+
+Deno.test("TaskScope: next() and disposal settle after the loop closed (idle scope, or made after)", async () => {
+  const loop = virtualLoop();
+  const idle = new TaskScope({ loop });
+  await loop.close();
+  const made = new TaskScope({ loop }); // a closed loop is no bad argument: nothing is refused yet
+  for (const scope of [idle, made]) {
+    assert.equal(await toNativeOutcome(scope.next()), "fulfilled");
+    assert.equal(scope.next().state, "fulfilled");
+    assert.equal(scope[Symbol.asyncDispose]().state, "fulfilled");
+  }
+  {
+    await using scope = new TaskScope({ loop });
+    assert.equal(scope.size, 0);
+  } // resolves: nothing was spawned
 });
 
 function toNativeOutcome(p: LoopPromise<unknown>): Promise<unknown> {
