@@ -217,8 +217,22 @@ export function combine(
         }`,
       );
     }
-    if (tasks) readTasks(agg, rt, input);
-    else if (isPlainArray(input)) readArray(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
+    if (tasks) {
+      if (loop.state === "closed") {
+        // Nothing could abort the tasks or settle the result: start none (the caller learns).
+        finish(
+          agg,
+          true,
+          new LoopClosedError(
+            `Cannot start the tasks of ${
+              NAMES[mode]
+            }() as the loop "${loop.label}" is closed: current state is closed`,
+          ),
+        );
+        return result;
+      }
+      readTasks(agg, rt, input);
+    } else if (isPlainArray(input)) readArray(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
     else readIterable(agg, makeObserver(rt, CALLBACKS[mode], agg), input);
   } catch (error) {
     // GetIterator or IteratorStep failed: the result rejects (the iterator is not closed).

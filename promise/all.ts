@@ -16,7 +16,8 @@ import type { AbortLosersOptions, CombinatorOptions, TaskResults, TaskValue } fr
  *
  * With `{ abortLosers: true }` the inputs are task factories `(signal) => value | promise`: each
  * is called with its own `AbortSignal`, and on the first rejection the tasks still pending are
- * aborted with a `DOMException` named `AbortError` whose `cause` is that rejection.
+ * aborted with a `DOMException` named `AbortError` whose `cause` is that rejection. On a closed loop no task is started: the result
+ * rejects with `LoopClosedError`.
  *
  * The result is bound to `options.loop ?? currentLoop()`; while pending it is tracked there, so
  * closing the loop rejects it with `LoopClosedError` instead of leaving it pending forever.

@@ -16,7 +16,8 @@ import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.t
  *
  * With `{ abortLosers: true }` the inputs are task factories `(signal) => value | promise`: each
  * is called with its own `AbortSignal`, and once one fulfils the others still pending are aborted
- * with a `DOMException` named `AbortError`.
+ * with a `DOMException` named `AbortError`. On a closed loop no task is started: the result
+ * rejects with `LoopClosedError`.
  *
  * The result is bound to `options.loop ?? currentLoop()` and tracked there while pending: closing
  * the loop rejects it with `LoopClosedError`.

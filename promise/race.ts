@@ -17,7 +17,8 @@ import type { AbortLosersOptions, CombinatorOptions, TaskValue } from "./types.t
  * With `{ abortLosers: true }` the inputs are task factories `(signal) => value | promise`: each
  * is called with its own `AbortSignal`, and once one settles the others are aborted with a
  * `DOMException` named `AbortError` (the winner's signal is never aborted, so e.g. a winning
- * `fetch` can still read its body).
+ * `fetch` can still read its body). On a closed loop no task is started: the result
+ * rejects with `LoopClosedError`.
  *
  * @param values An iterable of values, promises or thenables (task factories with `abortLosers`).
  * @param options `loop`, `signal` (rejects the result, and aborts the tasks, when it aborts) and

@@ -115,8 +115,9 @@ function onTask(scope: TaskScope<unknown>, id: number, rejected: boolean, value:
  * Results can be consumed as they finish with {@linkcode TaskScope.next} or `for await`.
  * While tasks run, the scope is tracked on its loop: closing the loop aborts the tasks and rejects
  * waiting `next()`/disposal with `LoopClosedError`. On a closed loop, `spawn()` starts nothing: its
- * promise, and then `next()` and disposal, reject with `LoopClosedError`. An exception thrown by the body of an
- * `await using` block does not abort the tasks by itself: call `scope.abort()` for that.
+ * promise, and then `next()` and disposal, reject with `LoopClosedError`. An exception thrown by
+ * the body of an `await using` block does not abort the tasks by itself: call `scope.abort()` for
+ * that.
  *
  * @typeParam T The tasks' value type.
  *

@@ -472,6 +472,35 @@ Deno.test("helpers made on a closed loop reject with LoopClosedError instead of 
   for (const outcome of outcomes) assert.ok(outcome instanceof LoopClosedError, String(outcome));
 });
 
+Deno.test("all/race/any with abortLosers on a closed loop start no task and reject with LoopClosedError", async () => {
+  const loop = virtualLoop();
+  await loop.close();
+  let started = 0;
+  const task = () => {
+    started++;
+    return 1;
+  };
+  const outcomes = await Promise.all(
+    [all, race, any].map((combinator) =>
+      toNative(combinator([task, task], { loop, abortLosers: true })).then(
+        (value) => value,
+        (error) => error,
+      )
+    ),
+  );
+  assert.equal(started, 0, "no task started: the caller learns it was refused");
+  for (const outcome of outcomes) {
+    assert.ok(outcome instanceof LoopClosedError, String(outcome));
+    assert.match(
+      outcome.message,
+      /Cannot start the tasks of (all|race|any)\(\) as the loop ".*" is closed/,
+    );
+  }
+  // Bad input is still a TypeError first.
+  const bad = await toNative(all(5 as never, { loop, abortLosers: true })).catch((e) => e);
+  assert.ok(bad instanceof TypeError);
+});
+
 Deno.test("settled(): pending counts the inputs not settled yet, also after return() and an abort", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
   const a = LoopPromise.withResolvers<number>({ loop });
