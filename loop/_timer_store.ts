@@ -81,7 +81,7 @@ const DEFAULT_LIMITS: StoreLimits = {
   batchesKept: 64,
 };
 
-/** One sorted run of entries (or the overflow heap). */
+/** A run of entries: a duration's, a sorted batch, the unsorted intake, or the overflow heap. */
 export class TimerRun {
   /** Ring storage: the entry at position p is `nodes[p & mask]`, its key `keys[2 * (p & mask)]`. */
   nodes: (StoreEntry | undefined)[];
