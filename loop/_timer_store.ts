@@ -654,7 +654,7 @@ export class TimerStore<T extends StoreEntry> {
     run.head = 0;
     run.tail = 0;
     if (run.key === run.key) {
-      // Swept once the empty ones outnumber the others (amortised O(1)).
+      // A duration's run (the intake's and batches' keys are NaN). Swept once the empty ones outnumber the others (amortised O(1)).
       if (++this.emptyRuns > this.emptyRunsKept && this.emptyRuns > this.heapLength) this.sweep();
     } else if (run !== this.intake) this.releaseBatch(run);
   }
@@ -805,29 +805,25 @@ export class TimerStore<T extends StoreEntry> {
    * batch costs fewer cache misses than a heap.
    */
   settleUnsorted(run: TimerRun): void {
-    if (run.live > this.sortLimit) this.sortBatch(run);
+    const count = run.live;
+    if (count > this.sortLimit) this.sortBatch(run);
     else this.spill(run);
+    // Emptied: it keeps a storage that fits batches like this one.
+    if (run.mask >= this.shrinkCapacity && count * 4 <= run.mask) this.dropStorage(run);
   }
 
-  /** Moves the intake's entries to the overflow heap. */
+  /** Moves the intake's entries to the overflow heap, and empties it. */
   spill(run: TimerRun): void {
     const { nodes, keys, mask, head, tail } = run;
-    const moving: T[] = [];
-    const movingKeys: number[] = [];
     for (let p = head; p < tail; p++) {
       const index = p & mask;
       const entry = nodes[index];
       if (entry === undefined) continue;
       nodes[index] = undefined;
-      moving.push(entry as T);
-      movingKeys.push(keys[index << 1], keys[(index << 1) + 1]);
+      this.overflowPush(entry as T, keys[index << 1], keys[(index << 1) + 1]);
     }
     run.live = 0;
     this.emptied(run);
-    if (run.mask >= this.shrinkCapacity && moving.length * 4 <= run.mask) this.dropStorage(run);
-    for (let i = 0; i < moving.length; i++) {
-      this.overflowPush(moving[i], movingKeys[2 * i], movingKeys[2 * i + 1]);
-    }
   }
 
   /** Moves the intake's entries, sorted, into a batch run, and empties it. */
@@ -873,7 +869,6 @@ export class TimerStore<T extends StoreEntry> {
     batch.live = count;
     run.live = 0;
     this.emptied(run);
-    if (run.mask >= this.shrinkCapacity && count * 4 <= run.mask) this.dropStorage(run);
     this.pushRun(batch, deadlines[0], sequences[0]);
   }
 
