@@ -266,10 +266,10 @@ export class TimerNode implements Timer {
   }
 
   /**
-   * What the store may share among the timers of a run, so that a pass runs them without reading
-   * them: the callback of a ref'd, unindexed timeout without arguments; else nothing (the pass
-   * reads the timer). A getter, read once as the timer goes in: no field. A pending timer that
-   * turns unref'd or indexed is `unshare`d from its run.
+   * What the store keeps beside the timer, so that a pass runs it without reading it: the
+   * callback of a ref'd, unindexed timeout without arguments; else nothing (the pass reads the
+   * timer). A getter, read once as the timer goes in: no field. A pending timer that turns
+   * unref'd or indexed is `unshare`d (the store forgets its payload).
    */
   get payload(): AnyCallback | undefined {
     return (this.flags & (FLAG_UNREF | FLAG_INDEXED | FLAG_REPEAT)) === 0 &&
@@ -1056,7 +1056,7 @@ export class LoopCore {
     if (timer.indexed) return;
     if (timer instanceof TimerNode) {
       if (timer.status !== TIMER_PENDING) return;
-      // Its run can no longer vouch for it: the pass must read its flags (to drop the id).
+      // Its stored payload no longer vouches for it: the pass must read its flags (to drop the id).
       this.timers.unshare(timer);
     } else if (!timer.active) return;
     timer.indexed = true;
@@ -1069,7 +1069,7 @@ export class LoopCore {
     if (timer.status === TIMER_PENDING) {
       this.refedTimers += refed ? 1 : -1;
       if (!refed) {
-        // Its run can no longer vouch for it: the pass must read its flags (not to count it).
+        // Its stored payload no longer vouches for it: the pass must read its flags (not to count it).
         this.timers.unshare(timer);
         if (this.parked) this.wakeParked();
       } else this.startIfDormant();
@@ -1584,12 +1584,12 @@ export class LoopCore {
         (deferredKeys ??= []).push(deadlineMs, store.shiftedSequence);
         continue;
       }
-      // The callback, from the store if the timer's run knows it (see TimerNode.payload).
+      // The callback, from the store if it kept one with the timer (see TimerNode.payload).
       const payload = store.shiftedPayload as AnyCallback | undefined;
       let callback: AnyCallback;
       let args: readonly unknown[];
       if (payload !== undefined) {
-        // Its run vouches for it: a ref'd, unindexed timeout without arguments, with this
+        // The store vouches for it: a ref'd, unindexed timeout without arguments, with this
         // callback. Nothing about it needs reading or writing (its status now reads "fired").
         callback = payload;
         args = EMPTY_ARGS;

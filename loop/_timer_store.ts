@@ -26,12 +26,12 @@
 // jump around a large array and write the index of each entry they move; a batch is sorted in a
 // few linear passes and its entries are written once, in the order they lie in memory.
 //
-// Taking an entry off a run does not write to the entry, and a run knows the `payload` its
-// entries share (for timers: the callback, when they all have the same one and no arguments, as
-// the timers of one duration often do), so a timer pass can run most timers without touching
-// them: timer objects lie in scheduling order, not firing order, and that first touch was a cache
-// miss per timer, most of the cost of firing 100k timers over 1000 durations. (A payload per
-// entry would cost a slot per timer, and every insert and cancel a second cache line.) So an
+// Taking an entry off a run does not write to the entry, and a run keeps each entry's `payload`
+// beside it (for timers: the callback of a plain timeout), read as the entry is taken off, so a
+// timer pass can run most timers without touching them: timer objects lie in scheduling order,
+// not firing order, and that first touch was a cache miss per timer, most of the cost of firing
+// 100k timers. The payloads are a second array written in the same order as the entries, so an
+// insert or a pop costs one more store to a cache line it was about to touch anyway. So an
 // entry's `run` and `slot` may be stale once it left a run: {@linkcode TimerStore.holds} is the
 // truth (the entry is still where they point).
 
@@ -44,7 +44,10 @@ export interface StoreEntry {
   run: TimerRun | null;
   /** Its absolute position in the run (its index in the overflow heap). */
   slot: number;
-  /** See {@linkcode TimerRun.payload}; undefined: none worth sharing. */
+  /**
+   * What a pass taking the entry off needs of it, kept beside it (see
+   * {@linkcode TimerRun.payloads}); undefined: the pass reads the entry. Read as the entry goes in.
+   */
   readonly payload: unknown;
 }
 
@@ -92,11 +95,11 @@ export class TimerRun {
   /** Stored entries (the holes left by cancels excluded). */
   live = 0;
   /**
-   * The payload of every entry put in since the run was last empty, if they all had the same;
-   * else undefined. Read as the payload of each entry taken off (see
-   * {@linkcode TimerStore.shiftedPayload}).
+   * Each entry's payload (see {@linkcode StoreEntry.payload}) by index, beside `nodes`: read as an
+   * entry is taken off (see {@linkcode TimerStore.shiftedPayload}) without touching the entry.
+   * Unused by the overflow heap.
    */
-  payload: unknown = undefined;
+  payloads: unknown[];
   /**
    * Whether the entries are in (deadlineMs, sequence) order: all but the intake (see
    * {@linkcode TimerStore.settleUnsorted}).
@@ -116,6 +119,7 @@ export class TimerRun {
     this.key = key;
     this.id = id;
     this.nodes = new Array(capacity).fill(undefined);
+    this.payloads = new Array(capacity).fill(undefined);
     this.keys = new Float64Array(capacity * 2);
     this.mask = capacity - 1;
   }
@@ -307,7 +311,7 @@ export class TimerStore<T extends StoreEntry> {
   /** The key of the entry `shiftDue()` returned last. */
   shiftedDeadlineMs = 0;
   shiftedSequence = 0;
-  /** Its payload if its run knew it (the payload all its entries share), else undefined. */
+  /** Its payload as stored with it (undefined from the overflow heap). */
   shiftedPayload: unknown = undefined;
   // The runs by duration: open addressing with linear probing, keys in a typed array. A Map hashes
   // a non-integer number key slowly (~50 ns a lookup); this takes a few.
@@ -346,9 +350,12 @@ export class TimerStore<T extends StoreEntry> {
     return run.nodes[run === this.overflow ? entry.slot : entry.slot & run.mask] === entry;
   }
 
-  /** Stops the run of a stored `entry` vouching for a payload: the entry's own changed. */
+  /** Forgets the payload stored with a stored `entry`: the entry's own changed. */
   unshare(entry: T): void {
-    if (this.holds(entry)) entry.run!.payload = undefined;
+    const run = entry.run;
+    if (run !== this.overflow && this.holds(entry)) {
+      run!.payloads[entry.slot & run!.mask] = undefined;
+    }
   }
 
   /** The earliest deadline, or Infinity when empty. */
@@ -415,7 +422,6 @@ export class TimerStore<T extends StoreEntry> {
       this.fill(run, entry, deadlineMs, sequence);
       return;
     }
-    if (run.payload !== entry.payload) run.payload = undefined;
     const keys = run.keys;
     const last = ((run.tail - 1) & run.mask) << 1;
     if (
@@ -426,8 +432,8 @@ export class TimerStore<T extends StoreEntry> {
 
   /** Puts `entry` in the empty `run`, which enters the heap with its key. */
   fill(run: TimerRun, entry: T, deadlineMs: number, sequence: number): void {
-    run.payload = entry.payload;
     run.nodes[0] = entry;
+    run.payloads[0] = entry.payload;
     run.keys[0] = deadlineMs;
     run.keys[1] = sequence;
     run.head = 0;
@@ -447,6 +453,7 @@ export class TimerStore<T extends StoreEntry> {
     }
     const index = tail & run.mask;
     run.nodes[index] = entry;
+    run.payloads[index] = entry.payload;
     run.keys[index << 1] = deadlineMs;
     run.keys[(index << 1) + 1] = sequence;
     run.tail = tail + 1;
@@ -461,6 +468,7 @@ export class TimerStore<T extends StoreEntry> {
       this.relayout(run);
     }
     const nodes = run.nodes;
+    const payloads = run.payloads;
     const keys = run.keys;
     const mask = run.mask;
     const first = (run.head & mask) << 1;
@@ -468,6 +476,7 @@ export class TimerStore<T extends StoreEntry> {
       const position = run.head - 1;
       const index = position & mask;
       nodes[index] = entry;
+      payloads[index] = entry.payload;
       keys[index << 1] = deadlineMs;
       keys[(index << 1) + 1] = sequence;
       run.head = position;
@@ -505,6 +514,7 @@ export class TimerStore<T extends StoreEntry> {
         const from = (p - 1) & mask;
         const moved = nodes[from];
         nodes[to] = moved;
+        payloads[to] = payloads[from];
         keys[to << 1] = keys[from << 1];
         keys[(to << 1) + 1] = keys[(from << 1) + 1];
         if (moved !== undefined) moved.slot = p;
@@ -513,6 +523,7 @@ export class TimerStore<T extends StoreEntry> {
     } // else a hole just there: fill it
     const index = position & mask;
     nodes[index] = entry;
+    payloads[index] = entry.payload;
     keys[index << 1] = deadlineMs;
     keys[(index << 1) + 1] = sequence;
     run.live++;
@@ -538,6 +549,7 @@ export class TimerStore<T extends StoreEntry> {
     const nodes = run.nodes;
     const mask = run.mask;
     nodes[position & mask] = undefined;
+    run.payloads[position & mask] = undefined; // no callback kept alive by a cancelled timer
     if (--run.live === 0) {
       this.emptied(run);
       return;
@@ -605,11 +617,13 @@ export class TimerStore<T extends StoreEntry> {
     this.size--;
     // No write to the entry (see the top of the file): it still names this run, and `holds` sees
     // that its slot no longer holds it.
-    this.shiftedPayload = run.payload;
     const nodes = run.nodes;
     const mask = run.mask;
-    const entry = nodes[position & mask] as T;
-    nodes[position & mask] = undefined;
+    const index = position & mask;
+    const entry = nodes[index] as T;
+    nodes[index] = undefined;
+    this.shiftedPayload = run.payloads[index];
+    run.payloads[index] = undefined;
     if (--run.live === 0) this.emptied(run);
     else {
       let head = position + 1;
@@ -672,10 +686,12 @@ export class TimerStore<T extends StoreEntry> {
     const limit = this.positionLimit / 2;
     const rebased = run.tail >= limit || head <= -limit ? 0 : head;
     const oldNodes = run.nodes;
+    const oldPayloads = run.payloads;
     const oldKeys = run.keys;
     const oldMask = run.mask;
     const inPlace = capacity === oldMask + 1 && rebased === head;
     const nodes = inPlace ? oldNodes : new Array<StoreEntry | undefined>(capacity).fill(undefined);
+    const payloads = inPlace ? oldPayloads : new Array<unknown>(capacity).fill(undefined);
     const keys = inPlace ? oldKeys : new Float64Array(capacity * 2);
     const mask = capacity - 1;
     // In place, entries only move to lower positions, onto slots already read.
@@ -687,14 +703,21 @@ export class TimerStore<T extends StoreEntry> {
       if (position !== p || !inPlace) {
         const to = position & mask;
         nodes[to] = entry;
+        payloads[to] = oldPayloads[from];
         keys[to << 1] = oldKeys[from << 1];
         keys[(to << 1) + 1] = oldKeys[(from << 1) + 1];
         if (position !== p) entry.slot = position;
       }
       position++;
     }
-    if (inPlace) { for (let p = position; p < run.tail; p++) nodes[p & mask] = undefined; }
+    if (inPlace) {
+      for (let p = position; p < run.tail; p++) {
+        nodes[p & mask] = undefined;
+        payloads[p & mask] = undefined;
+      }
+    }
     run.nodes = nodes;
+    run.payloads = payloads;
     run.keys = keys;
     run.mask = mask;
     run.head = rebased;
@@ -784,7 +807,6 @@ export class TimerStore<T extends StoreEntry> {
       this.fill(run, entry, deadlineMs, sequence);
       return;
     }
-    if (run.payload !== entry.payload) run.payload = undefined;
     this.append(run, entry, deadlineMs, sequence);
     // The heap key stays the least entry's (below a stale lower bound, this one is the least).
     const at = this.heapPositions[run.id];
@@ -814,12 +836,13 @@ export class TimerStore<T extends StoreEntry> {
 
   /** Moves the intake's entries to the overflow heap, and empties it. */
   spill(run: TimerRun): void {
-    const { nodes, keys, mask, head, tail } = run;
+    const { nodes, payloads, keys, mask, head, tail } = run;
     for (let p = head; p < tail; p++) {
       const index = p & mask;
       const entry = nodes[index];
       if (entry === undefined) continue;
       nodes[index] = undefined;
+      payloads[index] = undefined; // the overflow heap keeps none
       this.overflowPush(entry as T, keys[index << 1], keys[(index << 1) + 1]);
     }
     run.live = 0;
@@ -828,7 +851,7 @@ export class TimerStore<T extends StoreEntry> {
 
   /** Moves the intake's entries, sorted, into a batch run, and empties it. */
   sortBatch(run: TimerRun): void {
-    const { nodes, keys, mask, head, tail } = run;
+    const { nodes, payloads, keys, mask, head, tail } = run;
     const count = run.live;
     const deadlines = new Float64Array(count);
     const sequences = new Float64Array(count);
@@ -843,7 +866,7 @@ export class TimerStore<T extends StoreEntry> {
       i++;
     }
     sortKeys({ deadlines, sequences, offsets }, 0, count, 0);
-    const batch = this.takeBatch(count, run.payload);
+    const batch = this.takeBatch(count);
     const batchKeys = batch.keys;
     // Each entry's place in the batch, by its offset in the intake.
     const places = new Int32Array(tail - head);
@@ -855,6 +878,7 @@ export class TimerStore<T extends StoreEntry> {
     // The entries are written in the order they were stored (for the intake, the order timers
     // were scheduled and laid out in memory), not in the sorted order that would jump around it.
     const batchNodes = batch.nodes;
+    const batchPayloads = batch.payloads;
     for (let p = head; p < tail; p++) {
       const index = p & mask;
       const entry = nodes[index];
@@ -862,6 +886,8 @@ export class TimerStore<T extends StoreEntry> {
       nodes[index] = undefined;
       const place = places[p - head];
       batchNodes[place] = entry;
+      batchPayloads[place] = payloads[index];
+      payloads[index] = undefined;
       entry.run = batch;
       entry.slot = place;
     }
@@ -873,16 +899,16 @@ export class TimerStore<T extends StoreEntry> {
   }
 
   /** An empty batch run with room for `count` entries from position 0. */
-  takeBatch(count: number, payload: unknown): TimerRun {
+  takeBatch(count: number): TimerRun {
     const run = this.spareBatches.pop() ?? this.newRun(NaN);
     if (run.mask + 1 < count) {
       let capacity = INITIAL_CAPACITY;
       while (capacity < count) capacity *= 2;
       run.nodes = new Array(capacity).fill(undefined);
+      run.payloads = new Array(capacity).fill(undefined);
       run.keys = new Float64Array(capacity * 2);
       run.mask = capacity - 1;
     }
-    run.payload = payload;
     run.head = 0;
     run.tail = 0;
     return run;
@@ -904,9 +930,9 @@ export class TimerStore<T extends StoreEntry> {
    */
   dropStorage(run: TimerRun): void {
     run.nodes = [undefined];
+    run.payloads = [undefined];
     run.keys = new Float64Array(2);
     run.mask = 0;
-    run.payload = undefined;
   }
 
   // ------------------------------------------------------------ the overflow heap

@@ -125,12 +125,13 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
         const entry = run.nodes[index] as Entry | undefined;
         if (entry === undefined) {
           assert.ok(p !== run.head && p !== run.tail - 1, "head and tail are entries");
+          assert.equal(run.payloads[index], undefined, "a hole keeps no payload");
           continue;
         }
         count++;
         assert.equal(entry.run, run);
         assert.equal(entry.slot, p);
-        if (run.payload !== undefined) assert.equal(entry.payload, run.payload, "shared payload");
+        assert.equal(run.payloads[index], entry.payload, "its payload beside it");
         const here = { entry, deadlineMs: run.keys[2 * index], sequence: run.keys[2 * index + 1] };
         if (run.sorted) {
           if (previous !== undefined) assert.ok(before(previous, here), "run order");
@@ -146,6 +147,7 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
       // Positions outside [head, tail) are free.
       for (let p = run.tail; p < run.head + run.mask + 1; p++) {
         assert.equal(run.nodes[p & run.mask], undefined, "free slot");
+        assert.equal(run.payloads[p & run.mask], undefined, "a free slot keeps no payload");
       }
     }
     live += run.live;
@@ -255,6 +257,11 @@ function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
         for (let i = 0; i < model.length; i++) {
           if (model[i].deadlineMs <= nowMs && (best < 0 || before(model[i], model[best]))) best = i;
         }
+        // Whether the minimum comes off the overflow heap, which keeps no payloads: it is there,
+        // or in an intake small enough to be spilled there as it surfaces.
+        const holder = best >= 0 ? model[best].entry.run : null;
+        const fromOverflow = holder === store.overflow ||
+          (holder === store.intake && store.intake.live <= store.sortLimit);
         const entry = store.shiftDue(nowMs);
         if (best < 0) {
           assert.equal(entry, null, "nothing due");
@@ -264,9 +271,8 @@ function runScript(ops: Op[], limits: Partial<StoreLimits>): void {
         assert.equal(entry, expected.entry, "pops the minimum");
         assert.equal(store.shiftedDeadlineMs, expected.deadlineMs);
         assert.equal(store.shiftedSequence, expected.sequence);
-        if (store.shiftedPayload !== undefined) {
-          assert.equal(store.shiftedPayload, expected.entry.payload, "a known payload is its own");
-        }
+        // Its own payload, kept beside it (the overflow heap keeps none).
+        assert.equal(store.shiftedPayload, fromOverflow ? undefined : expected.entry.payload);
         assert.ok(!store.holds(entry!), "a popped entry is no longer held");
         removed.push(expected);
         check(store, model);
@@ -497,37 +503,44 @@ Deno.test("timer store: extreme and colliding duration keys keep their own runs"
   for (const expected of model) assert.equal(store.shiftDue(Infinity), expected.entry);
 });
 
-Deno.test("timer store: a run whose entries share a payload reports it; a mixed run does not", () => {
+Deno.test("timer store: each entry's payload is kept beside it; unshare forgets one", () => {
   const store = new TimerStore<{ run: TimerRun | null; slot: number; payload: unknown }>();
   const shared = { name: "shared" };
-  const uniform = [0, 1, 2].map(() => ({ run: null, slot: 0, payload: shared }));
-  const mixed = [shared, { name: "other" }, shared].map((payload) => ({
+  const other = { name: "other" };
+  const entries = [shared, other, undefined, shared].map((payload) => ({
     run: null,
     slot: 0,
     payload,
   }));
-  uniform.forEach((entry, i) => store.insert(entry, 5, 5, i));
-  mixed.forEach((entry, i) => store.insert(entry, 7, 7, 10 + i));
+  entries.forEach((entry, i) => store.insert(entry, 5, 5, i));
   const payloads: unknown[] = [];
   while (store.shiftDue(Infinity) !== null) payloads.push(store.shiftedPayload);
-  assert.deepEqual(payloads, [shared, shared, shared, undefined, undefined, undefined]);
-  // An entry whose own payload changed is unshared: its run stops vouching for any.
+  assert.deepEqual(payloads, [shared, other, undefined, shared]);
+  // An entry whose own payload changed is unshared: the store forgets its payload, not others'.
   const first = { run: null, slot: 0, payload: shared };
   const second = { run: null, slot: 0, payload: shared };
+  const third = { run: null, slot: 0, payload: shared };
   store.insert(first, 5, 30, 30);
   store.insert(second, 5, 31, 31);
+  store.insert(third, 5, 32, 32);
   store.unshare(second);
   assert.equal(store.shiftDue(Infinity), first);
-  assert.equal(store.shiftedPayload, undefined);
-  assert.equal(store.shiftDue(Infinity), second);
-  store.unshare(second); // not stored: a no-op
-  // Emptied, a run starts over: uniform again.
-  const again = { run: null, slot: 0, payload: shared };
-  store.insert(again, 7, 20, 20);
-  assert.equal(store.shiftDue(Infinity), again);
   assert.equal(store.shiftedPayload, shared);
-  assert.ok(!store.holds(again), "taken off, not held, though it still names its run");
-  assert.notEqual(again.run, null);
+  assert.equal(store.shiftDue(Infinity), second);
+  assert.equal(store.shiftedPayload, undefined);
+  assert.equal(store.shiftDue(Infinity), third);
+  assert.equal(store.shiftedPayload, shared);
+  store.unshare(second); // not stored: a no-op
+  assert.ok(!store.holds(third), "taken off, not held, though it still names its run");
+  assert.notEqual(third.run, null);
+  // A cancelled entry's payload is dropped with it (the store keeps no callback alive).
+  const cancelled = { run: null, slot: 0, payload: other };
+  store.insert(cancelled, 5, 40, 40);
+  const run = cancelled.run! as TimerRun;
+  const index = cancelled.slot & run.mask;
+  assert.equal(run.payloads[index], other);
+  store.remove(cancelled);
+  assert.equal(run.payloads[index], undefined);
 });
 
 Deno.test("timer store: a large batch from the intake drains in order (spread, clustered, tied)", () => {
