@@ -372,8 +372,9 @@ export class TimerStore<T extends StoreEntry> {
    * is sifted down to its place only once it surfaces.
    */
   settleTop(): void {
-    const heapKeys = this.heapKeys;
     for (;;) {
+      // Read each time: settling the intake may make a run, which may grow the heap's tables.
+      const heapKeys = this.heapKeys;
       const run = this.runs[this.heapIds[0]]!;
       if (run === this.overflow) return;
       if (!run.sorted) {
@@ -585,7 +586,7 @@ export class TimerStore<T extends StoreEntry> {
    */
   shiftDue(nowMs: number): T | null {
     if (this.heapLength === 0) return null;
-    const heapKeys = this.heapKeys;
+    let heapKeys = this.heapKeys;
     let run: TimerRun;
     let position: number;
     for (;;) {
@@ -603,6 +604,7 @@ export class TimerStore<T extends StoreEntry> {
       }
       if (!run.sorted) {
         this.settleUnsorted(run);
+        heapKeys = this.heapKeys; // making a run may have grown the heap's tables
         continue;
       }
       position = run.head;

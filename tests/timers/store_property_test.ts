@@ -656,3 +656,31 @@ Deno.test("timer store: an overflow heap that grew gives memory back", () => {
   }
   assert.ok(store.overflow.mask < 63, "shrunk");
 });
+
+Deno.test("timer store: a batch whose new run grows the heap's tables pops in order", () => {
+  // Ids 0 and 1 are the overflow and the intake; 14 duration runs take ids 2-15, filling the
+  // tables' first 16 places, so the run the batch needs (id 16) makes them grow mid-pop.
+  const store = new TimerStore<Entry>({ maxRuns: 14, sortLimit: 2 });
+  const model: Stored[] = [];
+  let sequence = 0;
+  for (let key = 0; key < 14; key++) {
+    const stored = { entry: new Entry(sequence), deadlineMs: 500 + key, sequence: sequence++ };
+    store.insert(stored.entry, key, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  assert.equal(store.runs.length, 16);
+  for (let i = 0; i < 10; i++) {
+    const stored = { entry: new Entry(sequence), deadlineMs: 100 - i, sequence: sequence++ };
+    store.insert(stored.entry, 1000 + i, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  // Its least entry removed, the intake's heap key is a lower bound: the pop must see it change.
+  store.remove(model.pop()!.entry);
+  assert.equal(store.intake.exact, false);
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  for (const expected of model) {
+    assert.equal(store.shiftDue(1e9), expected.entry);
+    assert.equal(store.shiftedDeadlineMs, expected.deadlineMs);
+  }
+  assert.equal(store.shiftDue(1e9), null);
+});
