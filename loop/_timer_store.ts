@@ -20,11 +20,12 @@
 // order, and for durations beyond the first `maxRuns` distinct ones (random float delays would
 // otherwise make a run per timer), entries are appended to the intake: an unsorted run keyed by
 // its least entry. When it surfaces (its least entry is due, or was cancelled), a few entries go
-// to the overflow, a plain 4-ary heap of entries ordered among the runs by its minimum; more are
-// sorted (a bucket sort over typed arrays, see `sortKeys`) into a batch run of their own, which
-// drains like a duration's run. A heap of 100k timers costs a few cache misses a timer: its sifts
-// jump around a large array and write the index of each entry they move; a batch is sorted in a
-// few linear passes and its entries are written once, in the order they lie in memory.
+// to the overflow, a plain 4-ary heap of entries ordered among the runs by its minimum; with more,
+// the intake itself becomes a batch: its keys are sorted with their indices (a bucket sort over
+// typed arrays, see `sortKeys`), its entries stay where they are, and it drains in that order
+// like a duration's run while a spare run takes over as the intake. A heap of 100k timers costs a
+// few cache misses a timer: its sifts jump around a large array and write the index of each entry
+// they move; a batch is sorted in a few linear passes and writes to no entry.
 //
 // Taking an entry off a run does not write to the entry, and a run keeps each entry's `payload`
 // beside it (for timers: the callback of a plain timeout), read as the entry is taken off, so a
@@ -52,6 +53,9 @@ export interface StoreEntry {
 }
 
 const INITIAL_CAPACITY = 4;
+/** The sort arrays of a run that is no indirect batch (never written: they have no room). */
+const NO_ORDER = new Int32Array(0);
+const NO_KEYS = new Float64Array(0);
 
 /** The store's tuning (tests make them small to reach every path). */
 export interface StoreLimits {
@@ -110,6 +114,16 @@ export class TimerRun {
    * not removed since).
    */
   exact = true;
+  /**
+   * A batch sorted by an index: the intake it was, its entries left where the intake put them
+   * (their `run` and `slot` stay right, so sorting writes to no entry). The entry at place c
+   * is `nodes[order[c]]` (undefined once taken off or removed), its key `sortedDeadlines[c]`,
+   * `sortedSequences[c]`; `head` and `tail` are places, [head, tail) the ones left.
+   */
+  indirect = false;
+  order: Int32Array = NO_ORDER;
+  sortedDeadlines: Float64Array = NO_KEYS;
+  sortedSequences: Float64Array = NO_KEYS;
   /** The duration key (NaN for the overflow, the intake and batches). */
   readonly key: number;
   /** Its index in the store's tables (reused once the run is dropped). */
@@ -160,6 +174,16 @@ interface SortItems {
   offsets: Int32Array;
 }
 
+/**
+ * What a sort writes to on its way (as large as the largest batch sorted lately): kept by the
+ * store, because fresh typed arrays of 100k items cost more to allocate (zeroing, page faults)
+ * than the sort itself.
+ */
+interface SortScratch extends SortItems {
+  /** Each item's bucket. */
+  buckets: Int32Array;
+}
+
 /** Items sorted by insertion; more are distributed into buckets first. */
 const INSERTION_SORT_LIMIT = 24;
 /** Bucket passes before a range that will not spread out is left to a comparison sort. */
@@ -173,7 +197,13 @@ const BUCKET_DEPTH_LIMIT = 6;
  * to take a few linear passes, each over contiguous typed arrays; a range that keeps clustering is
  * handed to a comparison sort after {@linkcode BUCKET_DEPTH_LIMIT} passes.
  */
-function sortKeys(items: SortItems, from: number, to: number, depth: number): void {
+function sortKeys(
+  items: SortItems,
+  scratch: SortScratch,
+  from: number,
+  to: number,
+  depth: number,
+): void {
   const count = to - from;
   if (count <= INSERTION_SORT_LIMIT) {
     insertionSort(items, from, to);
@@ -210,34 +240,35 @@ function sortKeys(items: SortItems, from: number, to: number, depth: number): vo
     scale = ways / (maxSequence - minSequence);
     if (!(scale < Infinity)) return; // every key the same: sorted
   }
-  // Count each bucket's items, then scatter them (stably) into scratch and copy them back.
-  const bucketOf = new Int32Array(count);
+  // Count each bucket's items, then scatter them (stably) into the scratch's [from, to) and copy
+  // them back. A recursive call uses the scratch only within its own range.
+  const bucketOf = scratch.buckets;
   const starts = new Int32Array(ways + 1);
   const last = ways - 1;
-  for (let i = 0; i < count; i++) {
+  for (let i = from; i < to; i++) {
     // Monotonic in the key, and in [0, ways) (the scale is finite, the keys are too).
-    const t = (field[from + i] - low) * scale;
+    const t = (field[i] - low) * scale;
     const bucket = t < last ? t | 0 : last;
     bucketOf[i] = bucket;
     starts[bucket + 1]++;
   }
   for (let b = 0; b < ways; b++) starts[b + 1] += starts[b];
   const next = starts.slice(0, ways);
-  const sortedDeadlines = new Float64Array(count);
-  const sortedSequences = new Float64Array(count);
-  const sortedOffsets = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    const to = next[bucketOf[i]]++;
-    sortedDeadlines[to] = deadlines[from + i];
-    sortedSequences[to] = sequences[from + i];
-    sortedOffsets[to] = offsets[from + i];
+  const sortedDeadlines = scratch.deadlines;
+  const sortedSequences = scratch.sequences;
+  const sortedOffsets = scratch.offsets;
+  for (let i = from; i < to; i++) {
+    const place = from + next[bucketOf[i]]++;
+    sortedDeadlines[place] = deadlines[i];
+    sortedSequences[place] = sequences[i];
+    sortedOffsets[place] = offsets[i];
   }
-  deadlines.set(sortedDeadlines, from);
-  sequences.set(sortedSequences, from);
-  offsets.set(sortedOffsets, from);
+  deadlines.set(sortedDeadlines.subarray(from, to), from);
+  sequences.set(sortedSequences.subarray(from, to), from);
+  offsets.set(sortedOffsets.subarray(from, to), from);
   for (let b = 0; b < ways; b++) {
     if (starts[b + 1] - starts[b] > 1) {
-      sortKeys(items, from + starts[b], from + starts[b + 1], depth + 1);
+      sortKeys(items, scratch, from + starts[b], from + starts[b + 1], depth + 1);
     }
   }
 }
@@ -303,11 +334,22 @@ export class TimerStore<T extends StoreEntry> {
   readonly overflow: TimerRun = this.newRun(NaN);
   /**
    * Where the long tail of durations and far out-of-order entries go: an unsorted run, its heap
-   * key its least entry's, sorted into a batch run when it surfaces.
+   * key its least entry's. When it surfaces with many entries it becomes a batch (sorted by an
+   * index, see {@linkcode TimerRun.indirect}) and a spare run becomes the intake.
    */
-  readonly intake: TimerRun = this.newIntake();
-  /** Emptied batch runs kept for reuse. */
+  intake: TimerRun = this.newIntake();
+  /**
+   * Emptied batch runs kept for reuse as the intake. At most one keeps a large storage, on top:
+   * the next intake takes it, so a burst of distinct durations that recurs reuses its arrays.
+   */
   readonly spareBatches: TimerRun[] = [];
+  /** See {@linkcode SortScratch}; grown on demand, given back when far larger than a batch. */
+  scratch: SortScratch = {
+    deadlines: NO_KEYS,
+    sequences: NO_KEYS,
+    offsets: NO_ORDER,
+    buckets: NO_ORDER,
+  };
   /** The key of the entry `shiftDue()` returned last. */
   shiftedDeadlineMs = 0;
   shiftedSequence = 0;
@@ -382,12 +424,23 @@ export class TimerStore<T extends StoreEntry> {
         this.settleUnsorted(run);
         continue;
       }
-      const k = (run.head & run.mask) << 1;
-      const deadlineMs = run.keys[k];
-      const sequence = run.keys[k + 1];
+      const deadlineMs = this.headDeadlineMs(run);
+      const sequence = this.headSequence(run);
       if (deadlineMs === heapKeys[0] && sequence === heapKeys[1]) return;
       this.siftDown(run.id, deadlineMs, sequence, 0);
     }
+  }
+
+  /** The deadline of the first entry of the non-empty sorted `run`. */
+  headDeadlineMs(run: TimerRun): number {
+    return run.indirect ? run.sortedDeadlines[run.head] : run.keys[(run.head & run.mask) << 1];
+  }
+
+  /** The sequence of the first entry of the non-empty sorted `run`. */
+  headSequence(run: TimerRun): number {
+    return run.indirect
+      ? run.sortedSequences[run.head]
+      : run.keys[((run.head & run.mask) << 1) + 1];
   }
 
   /** The deadline of a stored entry. */
@@ -555,6 +608,16 @@ export class TimerStore<T extends StoreEntry> {
       this.emptied(run);
       return;
     }
+    if (run.indirect) {
+      // Past the places whose entries are gone (none, unless this was the head's); the heap key
+      // stays a lower bound (see settleTop).
+      const order = run.order;
+      let head = run.head;
+      while (nodes[order[head]] === undefined) head++;
+      run.head = head;
+      if (mask >= this.shrinkCapacity && run.live * 8 <= mask) this.relayout(run);
+      return;
+    }
     if (!run.sorted && run.exact) {
       // Its least entry gone, the heap key is only a lower bound (settled when it surfaces).
       const k = (position & mask) << 1;
@@ -608,9 +671,8 @@ export class TimerStore<T extends StoreEntry> {
         continue;
       }
       position = run.head;
-      const k = (position & run.mask) << 1;
-      const deadlineMs = run.keys[k];
-      const sequence = run.keys[k + 1];
+      const deadlineMs = this.headDeadlineMs(run);
+      const sequence = this.headSequence(run);
       if (deadlineMs === heapKeys[0] && sequence === heapKeys[1]) break;
       this.siftDown(run.id, deadlineMs, sequence, 0); // a stale lower bound (see settleTop)
     }
@@ -621,13 +683,21 @@ export class TimerStore<T extends StoreEntry> {
     // that its slot no longer holds it.
     const nodes = run.nodes;
     const mask = run.mask;
-    const index = position & mask;
+    const indirect = run.indirect;
+    const index = indirect ? run.order[position] : position & mask;
     const entry = nodes[index] as T;
     nodes[index] = undefined;
     this.shiftedPayload = run.payloads[index];
     run.payloads[index] = undefined;
     if (--run.live === 0) this.emptied(run);
-    else {
+    else if (indirect) {
+      // No shrinking as it drains: an emptied batch's storage is the next intake's.
+      const order = run.order;
+      let head = position + 1;
+      while (nodes[order[head]] === undefined) head++;
+      run.head = head;
+      this.siftDown(run.id, run.sortedDeadlines[head], run.sortedSequences[head], 0);
+    } else {
       let head = position + 1;
       while (nodes[head & mask] === undefined) head++;
       run.head = head;
@@ -647,7 +717,8 @@ export class TimerStore<T extends StoreEntry> {
       const from = run === this.overflow ? 0 : run.head;
       const to = run === this.overflow ? run.live : run.tail;
       for (let p = from; p < to; p++) {
-        const index = run === this.overflow ? p : p & mask;
+        // (An indirect batch's keys are still where the intake put them too.)
+        const index = run === this.overflow ? p : run.indirect ? run.order[p] : p & mask;
         const entry = nodes[index];
         if (entry !== undefined) {
           stored.push({
@@ -663,16 +734,17 @@ export class TimerStore<T extends StoreEntry> {
 
   // ------------------------------------------------------------ runs
 
-  /** A run emptied: out of the heap, kept for reuse (its storage shrank on the way down). */
+  /** A run emptied: out of the heap, kept for reuse (a duration's run, a batch) or not. */
   emptied(run: TimerRun): void {
     this.removeRun(this.heapPositions[run.id]);
     this.heapPositions[run.id] = -1;
+    const sortedCount = run.indirect ? run.tail : 0;
     run.head = 0;
     run.tail = 0;
     if (run.key === run.key) {
       // A duration's run (the intake's and batches' keys are NaN). Swept once the empty ones outnumber the others (amortised O(1)).
       if (++this.emptyRuns > this.emptyRunsKept && this.emptyRuns > this.heapLength) this.sweep();
-    } else if (run !== this.intake) this.releaseBatch(run);
+    } else if (run !== this.intake) this.releaseBatch(run, sortedCount);
   }
 
   /**
@@ -682,6 +754,10 @@ export class TimerStore<T extends StoreEntry> {
    * growing a run without holes touches no entry; positions far from zero start again near it.
    */
   relayout(run: TimerRun): void {
+    if (run.indirect) {
+      this.flatten(run);
+      return;
+    }
     let capacity = INITIAL_CAPACITY;
     while (capacity < run.live * 2) capacity *= 2;
     const head = run.head;
@@ -724,6 +800,41 @@ export class TimerStore<T extends StoreEntry> {
     run.mask = mask;
     run.head = rebased;
     run.tail = position;
+  }
+
+  /**
+   * Makes an indirect batch (left mostly empty by removes) a plain run in a storage fitting its
+   * entries, in their order from position 0.
+   */
+  flatten(run: TimerRun): void {
+    let capacity = INITIAL_CAPACITY;
+    while (capacity < run.live * 2) capacity *= 2;
+    const { nodes: oldNodes, payloads: oldPayloads, order, sortedDeadlines, sortedSequences } = run;
+    const nodes = new Array<StoreEntry | undefined>(capacity).fill(undefined);
+    const payloads = new Array<unknown>(capacity).fill(undefined);
+    const keys = new Float64Array(capacity * 2);
+    let position = 0;
+    for (let place = run.head; place < run.tail; place++) {
+      const from = order[place];
+      const entry = oldNodes[from];
+      if (entry === undefined) continue;
+      nodes[position] = entry;
+      payloads[position] = oldPayloads[from];
+      keys[position << 1] = sortedDeadlines[place];
+      keys[(position << 1) + 1] = sortedSequences[place];
+      entry.slot = position;
+      position++;
+    }
+    run.nodes = nodes;
+    run.payloads = payloads;
+    run.keys = keys;
+    run.mask = capacity - 1;
+    run.head = 0;
+    run.tail = position;
+    run.indirect = false;
+    run.order = NO_ORDER;
+    run.sortedDeadlines = NO_KEYS;
+    run.sortedSequences = NO_KEYS;
   }
 
   /** The run of `key`, created (empty) if there is none; the overflow when there are too many. */
@@ -824,14 +935,17 @@ export class TimerStore<T extends StoreEntry> {
 
   /**
    * Settles the intake at the top of the heap: a few entries go to the overflow heap (so that a
-   * trickle of distinct durations does not make a run per timer); more are sorted into a run of
-   * their own (a batch), which drains like a duration's run. See {@linkcode sortKeys} for why a
-   * batch costs fewer cache misses than a heap.
+   * trickle of distinct durations does not make a run per timer); with more, the intake becomes a
+   * batch, which drains like a duration's run. See {@linkcode sortKeys} for why a batch costs
+   * fewer cache misses than a heap.
    */
   settleUnsorted(run: TimerRun): void {
     const count = run.live;
-    if (count > this.sortLimit) this.sortBatch(run);
-    else this.spill(run);
+    if (count > this.sortLimit) {
+      this.sortBatch(run);
+      return;
+    }
+    this.spill(run);
     // Emptied: it keeps a storage that fits batches like this one.
     if (run.mask >= this.shrinkCapacity && count * 4 <= run.mask) this.dropStorage(run);
   }
@@ -851,79 +965,100 @@ export class TimerStore<T extends StoreEntry> {
     this.emptied(run);
   }
 
-  /** Moves the intake's entries, sorted, into a batch run, and empties it. */
+  /**
+   * Turns the intake (at the top of the heap) into an indirect batch: its keys are sorted with
+   * their indices (see {@linkcode TimerRun.indirect}), no entry moves or is written, and a spare
+   * run becomes the intake. Writing each entry into a batch of its own cost more than the sort:
+   * a scattered store and a write barrier per entry, and one more to the entry itself.
+   */
   sortBatch(run: TimerRun): void {
-    const { nodes, payloads, keys, mask, head, tail } = run;
+    const { nodes, keys, mask, head, tail } = run;
     const count = run.live;
-    const deadlines = new Float64Array(count);
-    const sequences = new Float64Array(count);
-    const offsets = new Int32Array(count);
+    const next = this.spareBatches.pop() ?? this.newRun(NaN);
+    if (run.order.length < count) {
+      if (next.order.length >= count) {
+        // The spare's sort arrays fit: they move here; this run's, too small, go there.
+        const { order, sortedDeadlines, sortedSequences } = next;
+        next.order = run.order;
+        next.sortedDeadlines = run.sortedDeadlines;
+        next.sortedSequences = run.sortedSequences;
+        run.order = order;
+        run.sortedDeadlines = sortedDeadlines;
+        run.sortedSequences = sortedSequences;
+      } else {
+        let capacity = INITIAL_CAPACITY;
+        while (capacity < count) capacity *= 2;
+        run.order = new Int32Array(capacity);
+        run.sortedDeadlines = new Float64Array(capacity);
+        run.sortedSequences = new Float64Array(capacity);
+      }
+    }
+    const { order, sortedDeadlines, sortedSequences } = run;
     let i = 0;
     for (let p = head; p < tail; p++) {
       const index = p & mask;
       if (nodes[index] === undefined) continue;
-      deadlines[i] = keys[index << 1];
-      sequences[i] = keys[(index << 1) + 1];
-      offsets[i] = p - head;
+      sortedDeadlines[i] = keys[index << 1];
+      sortedSequences[i] = keys[(index << 1) + 1];
+      order[i] = index;
       i++;
     }
-    sortKeys({ deadlines, sequences, offsets }, 0, count, 0);
-    const batch = this.takeBatch(count);
-    const batchKeys = batch.keys;
-    // Each entry's place in the batch, by its offset in the intake.
-    const places = new Int32Array(tail - head);
-    for (let j = 0; j < count; j++) {
-      batchKeys[j << 1] = deadlines[j];
-      batchKeys[(j << 1) + 1] = sequences[j];
-      places[offsets[j]] = j;
-    }
-    // The entries are written in the order they were stored (for the intake, the order timers
-    // were scheduled and laid out in memory), not in the sorted order that would jump around it.
-    const batchNodes = batch.nodes;
-    const batchPayloads = batch.payloads;
-    for (let p = head; p < tail; p++) {
-      const index = p & mask;
-      const entry = nodes[index];
-      if (entry === undefined) continue;
-      nodes[index] = undefined;
-      const place = places[p - head];
-      batchNodes[place] = entry;
-      batchPayloads[place] = payloads[index];
-      payloads[index] = undefined;
-      entry.run = batch;
-      entry.slot = place;
-    }
-    batch.tail = count;
-    batch.live = count;
-    run.live = 0;
-    this.emptied(run);
-    this.pushRun(batch, deadlines[0], sequences[0]);
-  }
-
-  /** An empty batch run with room for `count` entries from position 0. */
-  takeBatch(count: number): TimerRun {
-    const run = this.spareBatches.pop() ?? this.newRun(NaN);
-    if (run.mask + 1 < count) {
-      let capacity = INITIAL_CAPACITY;
-      while (capacity < count) capacity *= 2;
-      run.nodes = new Array(capacity).fill(undefined);
-      run.payloads = new Array(capacity).fill(undefined);
-      run.keys = new Float64Array(capacity * 2);
-      run.mask = capacity - 1;
-    }
+    const items = { deadlines: sortedDeadlines, sequences: sortedSequences, offsets: order };
+    sortKeys(items, this.scratchFor(count), 0, count, 0);
+    run.indirect = true;
+    run.sorted = true;
     run.head = 0;
-    run.tail = 0;
-    return run;
+    run.tail = count;
+    next.sorted = false;
+    next.exact = true;
+    this.intake = next;
+    // The one-entry cache may name this run as the intake of a duration key.
+    if (this.lastRun === run) {
+      this.lastRun = null;
+      this.lastKey = NaN;
+    }
+    // Its key in the heap was the intake's, maybe only a lower bound: now exact.
+    this.siftDown(run.id, sortedDeadlines[0], sortedSequences[0], this.heapPositions[run.id]);
   }
 
-  /** An emptied batch (its storage shrank as it drained): kept for reuse, or dropped. */
-  releaseBatch(run: TimerRun): void {
-    if (this.spareBatches.length < this.batchesKept) this.spareBatches.push(run);
-    else {
+  /** The sort's scratch, with room for `count` items (new when too small, or far too large). */
+  scratchFor(count: number): SortScratch {
+    const length = this.scratch.buckets.length;
+    if (length >= count && (length < this.shrinkCapacity || count * 4 > length)) {
+      return this.scratch;
+    }
+    let capacity = INITIAL_CAPACITY;
+    while (capacity < count) capacity *= 2;
+    return this.scratch = {
+      deadlines: new Float64Array(capacity),
+      sequences: new Float64Array(capacity),
+      offsets: new Int32Array(capacity),
+      buckets: new Int32Array(capacity),
+    };
+  }
+
+  /**
+   * An emptied batch, `sortedCount` entries when sorted (0 if it was flattened): kept for reuse
+   * as an intake, or dropped. It keeps a large storage only if its batch used a quarter of it and
+   * no other spare keeps one; that one stays on top, for the next intake.
+   */
+  releaseBatch(run: TimerRun, sortedCount: number): void {
+    run.indirect = false;
+    const spares = this.spareBatches;
+    if (spares.length >= this.batchesKept) {
       this.runs[run.id] = undefined;
       this.freeIds.push(run.id);
       this.dropStorage(run);
+      return;
     }
+    const large = this.shrinkCapacity;
+    const top = spares.length === 0 ? undefined : spares[spares.length - 1];
+    const topKeeps = top !== undefined && top.mask >= large;
+    if (run.mask >= large && (topKeeps || sortedCount * 4 <= run.mask)) this.dropStorage(run);
+    if (topKeeps) {
+      spares.push(top);
+      spares[spares.length - 2] = run;
+    } else spares.push(run);
   }
 
   /**
@@ -935,6 +1070,9 @@ export class TimerStore<T extends StoreEntry> {
     run.payloads = [undefined];
     run.keys = new Float64Array(2);
     run.mask = 0;
+    run.order = NO_ORDER;
+    run.sortedDeadlines = NO_KEYS;
+    run.sortedSequences = NO_KEYS;
   }
 
   // ------------------------------------------------------------ the overflow heap

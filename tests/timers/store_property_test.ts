@@ -115,6 +115,44 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
         first ??= here;
       }
       for (let j = run.live; j <= run.mask; j++) assert.equal(run.nodes[j], undefined);
+    } else if (run.indirect) {
+      // A batch sorted by an index over the intake it was (see TimerRun.indirect).
+      assert.ok(run.sorted && run !== store.intake && run.key !== run.key, "indirect: a batch");
+      assert.ok(run.tail <= run.order.length && run.head < run.tail, "places within the order");
+      assert.notEqual(run.nodes[run.order[run.head]], undefined, "the head place is an entry's");
+      const indices = new Set<number>();
+      let count = 0;
+      let previous: Stored | undefined;
+      for (let place = run.head; place < run.tail; place++) {
+        const index = run.order[place];
+        assert.ok(index >= 0 && index <= run.mask && !indices.has(index), "an index per place");
+        indices.add(index);
+        const entry = run.nodes[index] as Entry | undefined;
+        if (entry === undefined) {
+          assert.equal(run.payloads[index], undefined, "a hole keeps no payload");
+          continue;
+        }
+        count++;
+        assert.equal(entry.run, run);
+        assert.equal(entry.slot & run.mask, index, "an entry stays where the intake put it");
+        assert.equal(run.payloads[index], entry.payload, "its payload beside it");
+        const here = {
+          entry,
+          deadlineMs: run.sortedDeadlines[place],
+          sequence: run.sortedSequences[place],
+        };
+        assert.equal(run.keys[2 * index], here.deadlineMs, "sorted keys agree with the stored");
+        assert.equal(run.keys[2 * index + 1], here.sequence);
+        if (previous !== undefined) assert.ok(before(previous, here), "batch order");
+        previous = here;
+        first ??= here;
+      }
+      assert.equal(count, run.live, "live count");
+      for (let index = 0; index <= run.mask; index++) {
+        if (indices.has(index)) continue;
+        assert.equal(run.nodes[index], undefined, "no entry outside the places left");
+        assert.equal(run.payloads[index], undefined);
+      }
     } else {
       assert.ok(run.tail - run.head <= run.mask + 1, "span within capacity");
       assert.ok(run.tail < store.positionLimit * 2 && run.head > -store.positionLimit * 2);
@@ -171,7 +209,10 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
   assert.equal(store.firstDeadlineMs(), earliestMs, "first deadline");
   if (store.heapLength !== 0) {
     const top = store.runs[store.heapIds[0]]!;
-    if (top.sorted) {
+    if (top.indirect) {
+      assert.equal(store.heapKeys[0], top.sortedDeadlines[top.head], "the settled top mirrors");
+      assert.equal(store.heapKeys[1], top.sortedSequences[top.head]);
+    } else if (top.sorted) {
       const k = top === store.overflow ? 0 : 2 * (top.head & top.mask);
       assert.equal(store.heapKeys[0], top.keys[k], "the settled top mirrors its first entry");
       assert.equal(store.heapKeys[1], top.keys[k + 1]);
@@ -198,11 +239,21 @@ function check(store: TimerStore<Entry>, model: Stored[]): void {
   }
   assert.equal(tableRuns, store.runCount, "run count");
   assert.ok(store.spareBatches.length <= store.batchesKept, "spare batches kept");
+  let largeSpares = 0;
   for (const run of store.spareBatches) {
     assert.equal(run.live, 0, "spare batches are empty");
+    assert.ok(!run.indirect && run !== store.intake);
+    if (run.mask >= store.shrinkCapacity) largeSpares++;
     assert.equal(store.heapPositions[run.id], -1, "spare batches are out of the heap");
     assert.equal(store.runs[run.id], run);
   }
+  assert.ok(largeSpares <= 1, "at most one spare keeps a large storage");
+  assert.ok(
+    largeSpares === 0 || store.spareBatches.at(-1)!.mask >= store.shrinkCapacity,
+    "on top",
+  );
+  assert.ok(!store.intake.indirect && !store.intake.sorted, "the intake is unsorted");
+  assert.equal(store.runs[store.intake.id], store.intake);
   assert.equal(emptyRuns, store.emptyRuns, "empty run count");
   assert.ok(store.runCount <= store.maxRuns, "at most maxRuns runs");
 }
@@ -601,37 +652,98 @@ Deno.test("timer store: the intake, its batches and the overflow give memory bac
     store.insert(stored.entry, i + 1, stored.deadlineMs, stored.sequence);
     model.push(stored);
   }
-  assert.ok(store.intake.mask >= 63);
+  const first = store.intake;
+  assert.ok(first.mask >= 63);
   // Down to 10 (the intake keeps its storage meanwhile), its least first: a lower bound.
   while (model.length > 10) store.remove(model.pop()!.entry);
-  assert.ok(store.intake.mask >= 63);
-  assert.equal(store.intake.exact, false);
-  assert.equal(store.firstDeadlineMs(), 31, "settled: sorted into a batch");
-  assert.ok(store.intake.mask < 8, "the intake, mostly empty when sorted, gave its storage back");
-  const batch = model[0].entry.run!;
-  assert.notEqual(batch, store.intake);
+  assert.ok(first.mask >= 63);
+  assert.equal(first.exact, false);
+  assert.equal(store.firstDeadlineMs(), 31, "settled: the intake became a batch");
+  assert.ok(first.indirect && model[0].entry.run === first, "its entries stayed in place");
+  assert.notEqual(store.intake, first, "a new run is the intake");
+  assert.ok(store.intake.mask < 8);
   model.sort((a, b) => before(a, b) ? -1 : 1);
   for (const expected of model) assert.equal(store.shiftDue(100), expected.entry);
-  assert.deepEqual(store.spareBatches, [batch], "kept for reuse");
-  // A batch that grew is kept with a small storage.
-  const many = Array.from({ length: 100 }, (_, i) => new Entry(i));
-  many.forEach((entry, i) => store.insert(entry, i + 1, 200 + i, 200 + i));
-  assert.equal(store.shiftDue(1000), many[0], "settled when due: sorted into a batch");
-  const big = many[1].run!;
-  assert.ok(big !== store.intake && big.mask >= 127);
+  assert.deepEqual(store.spareBatches, [first], "kept for reuse");
+  assert.ok(first.mask < 8, "a quarter or less of it used by its batch: its storage went back");
+  assert.equal(first.order.length, 0);
+
+  // A batch that used its storage keeps it when emptied, and the next intake takes it.
+  const fill = (count: number, fromMs: number): Entry[] => {
+    const entries = Array.from({ length: count }, (_, i) => new Entry(i));
+    entries.forEach((entry, i) => store.insert(entry, fromMs + i, fromMs + i, fromMs + i));
+    return entries;
+  };
+  const many = fill(100, 200);
+  const second = store.intake;
+  assert.equal(store.shiftDue(1000), many[0], "settled when due: the intake became a batch");
+  assert.ok(second.indirect && second.mask >= 127);
+  assert.equal(store.intake, first, "the spare is the intake");
+  assert.ok(store.scratch.buckets.length >= 100);
   while (store.shiftDue(1000) !== null);
-  assert.ok(big.mask < 8, "an emptied batch keeps a small storage");
+  assert.ok(second.mask >= 127 && second.order.length >= 100, "kept whole");
+  assert.equal(store.spareBatches.at(-1), second, "on top");
+  const again = fill(100, 2000);
+  assert.equal(store.shiftDue(5000), again[0]);
+  assert.equal(first.indirect, true, "the intake before became a batch");
+  assert.equal(store.intake, second, "the next intake took the kept storage");
+  while (store.shiftDue(5000) !== null);
+
+  // Storage far larger than its batch goes back, and so does the sort's scratch.
+  const few = fill(10, 6000);
+  assert.equal(store.intake, second);
+  assert.equal(store.shiftDue(7000), few[0]);
+  assert.ok(second.indirect);
+  assert.ok(store.scratch.buckets.length < 64, "the scratch shrank to fit");
+  while (store.shiftDue(7000) !== null);
+  assert.ok(second.mask < 8, "a quarter or less of it used: its storage went back");
+
+  // Two large batches at once: only one keeps its storage once emptied.
+  const late = fill(100, 10_000);
+  assert.equal(store.shiftDue(10_000), late[0]);
+  const early = fill(100, 9_000); // due before most of the first batch
+  assert.equal(store.shiftDue(10_000), early[0]);
+  assert.ok(late[1].run!.indirect && early[1].run!.indirect && late[1].run !== early[1].run);
+  while (store.shiftDue(20_000) !== null);
+  const large = store.spareBatches.filter((run) => run.mask >= store.shrinkCapacity);
+  assert.equal(large.length, 1, "one spare keeps a large storage");
+  assert.equal(store.spareBatches.at(-1), large[0], "on top");
+
   // Every key the same (the store allows it): any order, all of them.
   const same = Array.from({ length: 30 }, (_, i) => new Entry(i));
-  for (const entry of same) store.insert(entry, 2, 2000, 2000);
+  for (const entry of same) store.insert(entry, 2, 30_000, 30_000);
   const drained = new Set<Entry>();
   for (;;) {
-    const entry = store.shiftDue(3000);
+    const entry = store.shiftDue(40_000);
     if (entry === null || entry.name === -1) break;
     drained.add(entry);
   }
   assert.equal(drained.size, 30);
   for (const entry of same) assert.ok(drained.has(entry));
+});
+
+Deno.test("timer store: a batch left mostly empty by removes is flattened, in order", () => {
+  const store = new TimerStore<Entry>({ maxRuns: 1, sortLimit: 2, shrinkCapacity: 8 });
+  const keep = { entry: new Entry(-1), deadlineMs: 1e9, sequence: 1e9 };
+  store.insert(keep.entry, 0, keep.deadlineMs, keep.sequence);
+  const model: Stored[] = [];
+  for (let i = 0; i < 64; i++) {
+    const stored = { entry: new Entry(i), deadlineMs: 100 + ((i * 37) % 64), sequence: i };
+    store.insert(stored.entry, i + 1, stored.deadlineMs, stored.sequence);
+    model.push(stored);
+  }
+  model.sort((a, b) => before(a, b) ? -1 : 1);
+  assert.equal(store.shiftDue(100), model.shift()!.entry, "the intake became a batch");
+  const batch = model[0].entry.run!;
+  assert.ok(batch.indirect);
+  // Remove all but every ninth: at an eighth of its storage it is rebuilt as a plain run.
+  const kept = model.filter((_, i) => i % 9 === 0);
+  for (const stored of model) if (!kept.includes(stored)) store.remove(stored.entry);
+  assert.equal(batch.indirect, false, "flattened");
+  assert.ok(batch.mask < 63, "into a storage that fits");
+  check(store, [...kept, keep]);
+  for (const expected of kept) assert.equal(store.shiftDue(1000), expected.entry);
+  assert.equal(store.shiftDue(1000), null);
 });
 
 Deno.test("timer store: an overflow heap that grew gives memory back", () => {
