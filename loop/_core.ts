@@ -225,6 +225,18 @@ function storeKey(delayMs: number, repeat: boolean): number {
   return repeat ? -1 - delayMs : delayMs;
 }
 
+/**
+ * Timer ids are `ID_BASE` + a number counted from 1 by all loops together: ids are unique in the
+ * process, not only per loop, and far above any id Deno issues (Deno counts from 1; it would take
+ * it 2^52 timers, over a century at a million a second, to reach them). So an id handed to the
+ * wrong `clearTimeout` (a loop's to Deno's, Deno's or another loop's to a loop's) clears nothing,
+ * which install()'s clear functions rely on. Timers keep the number, a small integer (a V8 Smi, no
+ * boxed double per timer); the id is made from it when handed out.
+ */
+export const ID_BASE = 2 ** 52;
+/** The number the next timer or immediate of any loop gets (see {@linkcode ID_BASE}). */
+let nextTimerNumber = 1;
+
 /** A timeout or interval: the store's entry and the user's handle in one object. */
 export class TimerNode implements Timer {
   // A timer pass runs most plain timeouts without touching them (their callback from the store,
@@ -244,7 +256,7 @@ export class TimerNode implements Timer {
   readonly args: readonly unknown[];
   /** Its position in that run. */
   slot = 0;
-  /** The id, read without indexing it (the public `id` getter indexes it). */
+  /** The id less `ID_BASE`, read without indexing it (the public `id` getter indexes it). */
   readonly timerId: number;
   readonly core: LoopCore;
   readonly delayMs: number;
@@ -362,12 +374,12 @@ export class TimerNode implements Timer {
    */
   get id(): number {
     this.core.indexTimer(this);
-    return this.timerId;
+    return ID_BASE + this.timerId;
   }
 
   [Symbol.toPrimitive](_hint: string): number {
     this.core.indexTimer(this);
-    return this.timerId;
+    return ID_BASE + this.timerId;
   }
 }
 
@@ -376,7 +388,7 @@ export class ImmediateNode implements Timer {
   active = true;
   refed = true;
   indexed = false;
-  /** The id, read without indexing it (the public `id` getter indexes it). */
+  /** The id less `ID_BASE`, read without indexing it (the public `id` getter indexes it). */
   readonly timerId: number;
   readonly core: LoopCore;
   readonly callback: AnyCallback;
@@ -422,12 +434,12 @@ export class ImmediateNode implements Timer {
    */
   get id(): number {
     this.core.indexTimer(this);
-    return this.timerId;
+    return ID_BASE + this.timerId;
   }
 
   [Symbol.toPrimitive](_hint: string): number {
     this.core.indexTimer(this);
-    return this.timerId;
+    return ID_BASE + this.timerId;
   }
 }
 
@@ -701,6 +713,7 @@ export class LoopCore {
   /** promise/'s per-loop state, kept here so the Loop's shape never changes. */
   promiseRuntime: unknown = undefined;
   readonly tracked: Set<TrackedResource> = new Set();
+  /** The pending timers and immediates whose id was handed out, by number (id less ID_BASE). */
   timersById: Map<number, TimerNode | ImmediateNode> | null = null;
 
   // Counters for liveness.
@@ -709,8 +722,7 @@ export class LoopCore {
   liveImmediates = 0;
   refedWatches = 0;
 
-  // Ids and ordering.
-  nextId = 1;
+  // Ordering (ids: see ID_BASE).
   nextSequence = 0;
   nowMs: number;
   /** The cached time is out of date: the next reader refreshes it (a clock read costs ~130 ns). */
@@ -991,7 +1003,7 @@ export class LoopCore {
     const current = this.currentNesting;
     const nesting = (current >= 0 ? current : this.firingTimer!.nesting) + 1;
     if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
-    const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
+    const timer = new TimerNode(this, nextTimerNumber++, callback, args, delayMs, repeat);
     timer.nesting = nesting;
     const deadlineMs = deadlineAfter(this.baseNow(), delayMs);
     this.timers.insert(timer, storeKey(delayMs, repeat), deadlineMs, this.nextSequence++);
@@ -1027,18 +1039,25 @@ export class LoopCore {
       if (handle.core === this) this.clearImmediate(handle);
       return;
     }
-    if (typeof handle === "number" || typeof handle === "string") {
-      const found = this.timersById?.get(Number(handle));
-      if (found instanceof TimerNode) this.clearTimer(found);
-      else if (found instanceof ImmediateNode) this.clearImmediate(found);
-    }
+    if (typeof handle === "number" || typeof handle === "string") this.clearId(handle);
     // Anything else, or an unknown or stale id: a no-op, as in browsers and Node.
   }
 
+  /** Clears this loop's pending timer or immediate with the id `id`; returns whether there was one. */
+  clearId(id: number | string): boolean {
+    const found = this.timersById?.get(Number(id) - ID_BASE);
+    if (found === undefined) return false;
+    if (found instanceof TimerNode) this.clearTimer(found);
+    else this.clearImmediate(found);
+    return true;
+  }
+
   /**
-   * For install()'s clear functions: clears a handle (on its own loop) or an id this loop issued,
-   * pending or not, and returns true; returns false for anything else (the timers install()
-   * replaced may know it). `undefined` and `null` count as handled.
+   * For install()'s clear functions: clears a handle (on its own loop) or the id of one of this
+   * loop's pending timers, and returns true; returns false for anything else (the timers install()
+   * replaced may know it: Deno's, an earlier installation's). `undefined` and `null` count as
+   * handled. A stale id of this loop's goes on too: ids are unique in the process (see ID_BASE),
+   * so whatever it reaches clears nothing.
    */
   clearOwn(handle: unknown): boolean {
     if (handle instanceof TimerNode || handle instanceof ImmediateNode) {
@@ -1047,9 +1066,7 @@ export class LoopCore {
     }
     if (handle === undefined || handle === null) return true;
     if (typeof handle !== "number" && typeof handle !== "string") return false;
-    this.clearAny(handle);
-    const id = Number(handle); // issued by this loop, pending or not: its own
-    return Number.isInteger(id) && id >= 1 && id < this.nextId;
+    return this.clearId(handle);
   }
 
   indexTimer(timer: TimerNode | ImmediateNode): void {
@@ -1112,7 +1129,7 @@ export class LoopCore {
   setImmediate(callback: AnyCallback, args: readonly unknown[]): ImmediateNode {
     if (typeof callback !== "function") assertCallback(callback, "set an immediate");
     if (this.accept !== ACCEPTING) this.refuse("set an immediate");
-    const immediate = new ImmediateNode(this, this.nextId++, callback, args);
+    const immediate = new ImmediateNode(this, nextTimerNumber++, callback, args);
     this.immediates.push(immediate);
     this.refedImmediates++;
     this.liveImmediates++;
@@ -1407,7 +1424,7 @@ export class LoopCore {
       if (!timer.refed) continue;
       reasons.push({
         kind: timer.repeat ? "interval" : "timer",
-        label: `${labelOf(timer.callback)} (id ${timer.timerId}, due in ${
+        label: `${labelOf(timer.callback)} (id ${ID_BASE + timer.timerId}, due in ${
           Math.max(0, deadlineMs - nowMs).toFixed(3)
         } ms)`,
       });
@@ -1416,7 +1433,7 @@ export class LoopCore {
       if (immediate.active && immediate.refed) {
         reasons.push({
           kind: "immediate",
-          label: `${labelOf(immediate.callback)} (id ${immediate.timerId})`,
+          label: `${labelOf(immediate.callback)} (id ${ID_BASE + immediate.timerId})`,
         });
       }
     });

@@ -42,7 +42,7 @@ export const kMicrotaskSeq: unique symbol = Symbol("eventloop.microtaskSeq");
 /** `loop[kPromiseRuntime]`: the slot where promise/ keeps its per-loop state (undefined at first). */
 export const kPromiseRuntime: unique symbol = Symbol("eventloop.promiseRuntime");
 /**
- * `loop[kClearOwn](handle)`: `clearTimeout` for install(): clears a handle on its own loop, or an id
- * this loop issued (a stale one is a no-op); returns false for an id or object it never issued.
+ * `loop[kClearOwn](handle)`: `clearTimeout` for install(): clears a handle on its own loop, or the id
+ * of a pending timer of this loop; returns false for any other id or object (to be forwarded).
  */
 export const kClearOwn: unique symbol = Symbol("eventloop.clearOwn");

@@ -523,7 +523,7 @@ export class Loop implements AsyncDisposable {
     this.#core.track(resource);
   }
 
-  /** @internal install()'s clear: false for an id or object this loop never issued. */
+  /** @internal install()'s clear: false for an id or object that is not this loop's to clear. */
   [kClearOwn](handle: unknown): boolean {
     return this.#core.clearOwn(handle);
   }

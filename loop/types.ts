@@ -197,11 +197,12 @@ export interface Watch extends Disposable {
 }
 
 /**
- * A handle on a timeout, interval or immediate. Its `id` is a safe integer never reused by its loop;
- * the handle converts to it, so `clearTimeout(Number(handle))` works as in Node.
+ * A handle on a timeout, interval or immediate. Its `id` is a safe integer never reused, unique
+ * across all loops and above 2^52 (clear of Deno's own ids); the handle converts to it, so
+ * `clearTimeout(Number(handle))` works as in Node.
  */
 export interface Timer extends Disposable {
-  /** The id: a positive safe integer, unique for the loop's lifetime; `clearTimeout(id)` finds it. */
+  /** The id: a safe integer above 2^52, unique in the process; `clearTimeout(id)` finds it. */
   readonly id: number;
   /** Makes the timer keep `run()` alive (the default). */
   ref(): this;

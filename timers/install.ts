@@ -201,10 +201,13 @@ class Installation implements Disposable {
  * loop's own idle waits keep using Deno's timers, captured at import. Unlike `FakeTime`, `Date` is
  * not replaced: `Date.now()` keeps real time while `loop.now()` follows the virtual clock.
  *
- * The installed clear functions clear the loop's handles and ids; anything else (a Deno timer set
- * before the installation, an id the loop never issued) goes to the function they replaced, so
- * timers started earlier can still be cleared. (Deno's ids are small integers too: an id the loop
- * issued is the loop's.)
+ * The installed clear functions clear the loop's handles, and the ids of the loop's pending timers;
+ * anything else (a Deno timer or id from before the installation or from code that captured
+ * Deno's functions, an earlier installation's id, a stale or unknown id) goes to the function they
+ * replaced, so timers started earlier can still be cleared. Nothing is cleared by mistake: loop ids
+ * count up from 2^52 + 1 and are unique across loops, while Deno's count from 1, so an id only ever
+ * clears the timer it was issued for, through the installed functions, Deno's (also once
+ * restored), or another loop's; a stale or unknown id is a no-op everywhere.
  *
  * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids and applies
  * HTML's nesting clamp to the timers it schedules, whatever the loop's `clampNestedTimers` option;

@@ -14,9 +14,10 @@
  * - Intervals run against absolute deadlines, so they do not drift. After a stall, the loop's
  *   `missed` option (`setInterval`) or the iterator's (`interval()`) decides: `"skip"` (default),
  *   `"delay"` or `"burst"`, as tokio's `MissedTickBehavior`.
- * - Handles have an `id`, a positive safe integer never reused by its loop, and convert to it
- *   (`Number(handle)`), so `clearTimeout(id)` works; the `clear*` functions are interchangeable, and
- *   clearing an unknown or stale id is a no-op. `unref()`'d timers do not keep `run()` alive
+ * - Handles have an `id`, a safe integer never reused, and convert to it (`Number(handle)`), so
+ *   `clearTimeout(id)` works; the `clear*` functions are interchangeable, and clearing an unknown or
+ *   stale id is a no-op. Ids are unique across all loops and count up from 2^52 + 1, clear of
+ *   Deno's (which count from 1): no `clearTimeout` clears another's timer by mistake. `unref()`'d timers do not keep `run()` alive
  *   (on the default loop: the process), yet fire if it lives on.
  *   `refresh()` re-arms a pending or fired timeout from the current time; a cleared one stays
  *   cleared.

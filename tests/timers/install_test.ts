@@ -382,3 +382,51 @@ Deno.test("node mode: a Symbol delay is a TypeError in the house format, as on t
   assert.deepEqual(loop.aliveReasons(), []);
   await loop.close();
 });
+
+Deno.test("ids never collide with Deno's: an installed clear clears a Deno id, a restored one no loop id", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  // Two Deno timers, one cleared by id under install(), one the restored clearTimeout is handed a
+  // loop id for. If the loop issued the same numbers (as counters from 1 would), both go wrong.
+  const nativeCleared = setTimeout(() => log.push("native timer cleared by id"), 0);
+  const nativeKept = setTimeout(() => log.push("native timer"), 0);
+  const nativeIds = [Number(nativeCleared), Number(nativeKept)];
+  const loopTimers: Timer[] = [];
+  const loopIds = new Set<number>();
+  do {
+    const timer = loop.setTimeout(() => log.push(`loop timer ${timer.id}`), 1);
+    loopTimers.push(timer);
+    loopIds.add(timer.id);
+  } while (loopTimers.at(-1)!.id < Math.max(...nativeIds));
+  assert.ok(nativeIds.every((id) => !loopIds.has(id)), "the loop issued one of Deno's ids");
+  for (const mode of ["web", "node"] as const) {
+    using _timers = install(loop, globalThis, { mode });
+    clearTimeout(Number(nativeCleared)); // Deno's id: goes to Deno's clearTimeout
+  }
+  for (const id of loopIds) clearTimeout(id); // Deno's own clearTimeout: none of these is Deno's
+  await loop.run();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(log, [...loopTimers.map((timer) => `loop timer ${timer.id}`), "native timer"]);
+  await loop.close();
+});
+
+Deno.test("ids are unique across loops: an installed clear by id clears the loop that issued it", async () => {
+  const lower = new Loop({ clock: new VirtualClock() });
+  const upper = new Loop({ clock: new VirtualClock() });
+  const plain = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  const target = {} as Timers;
+  {
+    using _lower = install(lower, target);
+    const lowerId = target.setTimeout(() => log.push("lower"), 1);
+    const plainId = Number(plain.setTimeout(() => log.push("plain"), 1));
+    using _upper = install(upper, target);
+    const upperId = target.setTimeout(() => log.push("upper"), 1);
+    assert.equal(new Set([lowerId, plainId, upperId]).size, 3, "each loop's ids are its own");
+    target.clearTimeout(plainId); // neither installed loop's: clears nothing
+    target.clearTimeout(lowerId); // the lower installation's: forwarded to it, it clears it
+  }
+  for (const loop of [lower, upper, plain]) await loop.run();
+  assert.deepEqual(log, ["upper", "plain"]);
+  for (const loop of [lower, upper, plain]) await loop.close();
+});
