@@ -214,7 +214,8 @@ export class Loop implements AsyncDisposable {
    * Calls `callback(...args)` once, `delayMs` after the loop's current time. Delays are floats: sub-
    * millisecond delays are honoured; `NaN`, negative or missing become 0; delays beyond 2^31-1 ms are
    * honoured exactly (unlike Node and browsers); `Infinity` is a `RangeError`. The callback never runs
-   * before the loop clock reaches the deadline. Equal deadlines run in scheduling order.
+   * before the loop clock reaches the deadline. Equal deadlines run in scheduling order. The callback
+   * runs with `this` undefined (see `install()` for Node's and browsers' receivers).
    *
    * @param callback The function to call.
    * @param delayMs The delay in ms (default 0).

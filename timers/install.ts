@@ -14,12 +14,14 @@ import type { Timer } from "../loop/types.ts";
 export interface InstallOptions {
   /**
    * `"web"` (default): browser-like. The set functions return numeric ids (a safe integer, as
-   * `typeof id === "number"` code expects), and HTML's nesting clamp applies to timers scheduled
-   * through them: from the sixth nested level on, a delay under 4 ms becomes 4 ms.
+   * `typeof id === "number"` code expects), callbacks run with the target (the global object) as
+   * `this`, and HTML's nesting clamp applies to timers scheduled through them: from the sixth
+   * nested level on, a delay under 4 ms becomes 4 ms.
    *
    * `"node"`: Node-like. The set functions return the handles (`ref`, `unref`, `hasRef`,
-   * `refresh`, `close`, `[Symbol.toPrimitive]`), and delays are coerced as Node does: anything not
-   * in [1, 2^31-1] ms (`NaN`, 0, negative, `Infinity`, beyond 2^31-1) becomes 1 ms.
+   * `refresh`, `close`, `[Symbol.toPrimitive]`), callbacks run with their handle as `this` (so
+   * `clearInterval(this)` works), and delays are coerced as Node does: anything not in
+   * [1, 2^31-1] ms (`NaN`, 0, negative, `Infinity`, beyond 2^31-1) becomes 1 ms.
    */
   mode?: "web" | "node";
 }
@@ -67,22 +69,30 @@ function clearFunction(loop: Loop, name: Name, forward: Forward): AnyFunction {
 /** Hands a clear call the loop does not know to the function the installation replaced. */
 type Forward = (name: Name, timer: unknown) => void;
 
-function webTimers(loop: Loop, forward: Forward): Record<Name, AnyFunction> {
+/**
+ * `callback` bound to `receiver`, as browsers call timer callbacks with the global object as
+ * `this` (a non-function is left for the loop to refuse). Once per timer, when it is scheduled.
+ */
+function boundTo(callback: AnyFunction, receiver: object): AnyFunction {
+  return typeof callback === "function" ? callback.bind(receiver) : callback;
+}
+
+function webTimers(loop: Loop, target: object, forward: Forward): Record<Name, AnyFunction> {
   return {
     setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
-      const timer = loop.setTimeout(callback, delayMs, ...args);
+      const timer = loop.setTimeout(boundTo(callback, target), delayMs, ...args);
       clampNestedTimer(timer);
       return Number(timer);
     },
     clearTimeout: clearFunction(loop, "clearTimeout", forward),
     setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): number {
-      const timer = loop.setInterval(callback, delayMs, ...args);
+      const timer = loop.setInterval(boundTo(callback, target), delayMs, ...args);
       clampNestedTimer(timer);
       return Number(timer);
     },
     clearInterval: clearFunction(loop, "clearInterval", forward),
     setImmediate(callback: AnyFunction, ...args: unknown[]): number {
-      return Number(loop.setImmediate(callback, ...args));
+      return Number(loop.setImmediate(boundTo(callback, target), ...args));
     },
     clearImmediate: clearFunction(loop, "clearImmediate", forward),
     queueMicrotask(callback: () => void): void {
@@ -91,18 +101,31 @@ function webTimers(loop: Loop, forward: Forward): Record<Name, AnyFunction> {
   };
 }
 
+// Node calls a timer's callback with its handle as `this` (`clearInterval(this)` is an idiom). The
+// handle is made by the loop, so the callback is wrapped in a closure that reads it when it runs,
+// holding the arguments too (the loop then has none to keep: one allocation per timer, and none
+// in the loop's timer pass). A non-function goes to the loop as it is, to be refused there.
 function nodeTimers(loop: Loop, forward: Forward): Record<Name, AnyFunction> {
   return {
     setTimeout(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
-      return loop.setTimeout(callback, nodeDelay(delayMs), ...args);
+      if (typeof callback !== "function") return loop.setTimeout(callback, nodeDelay(delayMs));
+      const timer = loop.setTimeout(() => Reflect.apply(callback, timer, args), nodeDelay(delayMs));
+      return timer;
     },
     clearTimeout: clearFunction(loop, "clearTimeout", forward),
     setInterval(callback: AnyFunction, delayMs?: number, ...args: unknown[]): Timer {
-      return loop.setInterval(callback, nodeDelay(delayMs), ...args);
+      if (typeof callback !== "function") return loop.setInterval(callback, nodeDelay(delayMs));
+      const timer = loop.setInterval(
+        () => Reflect.apply(callback, timer, args),
+        nodeDelay(delayMs),
+      );
+      return timer;
     },
     clearInterval: clearFunction(loop, "clearInterval", forward),
     setImmediate(callback: AnyFunction, ...args: unknown[]): Timer {
-      return loop.setImmediate(callback, ...args);
+      if (typeof callback !== "function") return loop.setImmediate(callback);
+      const immediate = loop.setImmediate(() => Reflect.apply(callback, immediate, args));
+      return immediate;
     },
     clearImmediate: clearFunction(loop, "clearImmediate", forward),
     queueMicrotask(callback: () => void): void {
@@ -209,9 +232,14 @@ class Installation implements Disposable {
  * clears the timer it was issued for, through the installed functions, Deno's (also once
  * restored), or another loop's; a stale or unknown id is a no-op everywhere.
  *
- * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids and applies
- * HTML's nesting clamp to the timers it schedules, whatever the loop's `clampNestedTimers` option;
- * `"node"` returns handles and coerces delays as Node does. Other delays follow the module's policy.
+ * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids, calls back
+ * with the target as `this` and applies HTML's nesting clamp to the timers it schedules, whatever
+ * the loop's `clampNestedTimers` option; `"node"` returns handles, calls back with the handle as
+ * `this` and coerces delays as Node does. Other delays follow the module's policy. (To give the
+ * callback its `this`, each timer's callback is wrapped once, when it is scheduled: a bound
+ * function in web mode, a closure in node mode. The loop's own functions call back with `this`
+ * undefined.) `queueMicrotask` callbacks run with `this` undefined in both modes, as on the web
+ * and in Node.
  *
  * Installations on one target nest: disposing the latest restores what it found; disposing an
  * earlier one first leaves the later one in place, which then restores what the earlier one found.
@@ -277,7 +305,9 @@ export function install(
   const theLoop = loop ?? currentLoop();
   const made: { installation?: Installation } = {};
   const forward: Forward = (name, timer) => made.installation?.forward(name, timer);
-  const replacements = mode === "web" ? webTimers(theLoop, forward) : nodeTimers(theLoop, forward);
+  const replacements = mode === "web"
+    ? webTimers(theLoop, target, forward)
+    : nodeTimers(theLoop, forward);
   const saved = NAMES.map((name) => Object.getOwnPropertyDescriptor(target, name));
   // Check everything first, so a refusal changes nothing.
   const extensible = Object.isExtensible(target);

@@ -430,3 +430,55 @@ Deno.test("ids are unique across loops: an installed clear by id clears the loop
   assert.deepEqual(log, ["upper", "plain"]);
   for (const loop of [lower, upper, plain]) await loop.close();
 });
+
+Deno.test("`this` in a callback: the handle in node mode (as Node), the target in web mode (as browsers), undefined on a plain loop", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const seen: [string, unknown, unknown[]][] = [];
+  // A module is strict code: `this` is exactly the receiver the callback was called with.
+  const record = (label: string) =>
+    function (this: unknown, ...args: unknown[]) {
+      seen.push([label, this, args]);
+    };
+  const web = {} as Timers;
+  const node = {} as Timers;
+  {
+    using _web = install(loop, web, { mode: "web" });
+    using _node = install(loop, node, { mode: "node" });
+    type Set = (callback: () => void, ...rest: unknown[]) => unknown;
+    (web.setTimeout as Set)(record("web timeout"), 1, "a", 1);
+    const webInterval = (web.setInterval as Set)(record("web interval"), 2, "b");
+    (web.setImmediate as Set)(record("web immediate"), "c");
+    const nodeTimeout = (node.setTimeout as Set)(record("node timeout"), 1, "d", 2);
+    let ticks = 0;
+    const nodeInterval = (node.setInterval as Set)(function (this: Timer) {
+      seen.push(["node interval", this, []]);
+      node.clearInterval(this); // Node's idiom: an interval that stops itself
+      if (++ticks === 3) node.clearInterval(nodeInterval); // (if it did not)
+    }, 2);
+    const nodeImmediate = (node.setImmediate as Set)(record("node immediate"), "e");
+    (loop.setTimeout as Set)(record("plain timeout"), 1, "f");
+    (loop.setImmediate as Set)(record("plain immediate"));
+    loop.setTimeout(() => web.clearInterval(webInterval), 3);
+    await loop.run();
+    assert.deepEqual(seen, [
+      ["web immediate", web, ["c"]],
+      ["node immediate", nodeImmediate, ["e"]],
+      ["plain immediate", undefined, []],
+      ["web timeout", web, ["a", 1]],
+      ["node timeout", nodeTimeout, ["d", 2]],
+      ["plain timeout", undefined, ["f"]],
+      ["web interval", web, ["b"]],
+      ["node interval", nodeInterval, []],
+    ]);
+    // Wrapping the callback changes nothing else: a non-function is still refused as before.
+    for (const target of [web, node]) {
+      assert.throws(
+        () => target.setTimeout("code" as never, 1),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message.startsWith("Cannot set a timeout as the callback must be a function"),
+      );
+    }
+  }
+  await loop.close();
+});
