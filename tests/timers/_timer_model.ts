@@ -9,6 +9,8 @@ interface ModelTimer<A> {
   delayMs: number;
   repeat: boolean;
   status: "pending" | "fired" | "cleared";
+  /** ref()'d (the default) or unref()'d: kept whatever the status, counted only while pending. */
+  refed: boolean;
   onFire: A[];
 }
 
@@ -37,6 +39,7 @@ export class TimerModel<A> {
       delayMs,
       repeat,
       status: "pending",
+      refed: true,
       onFire,
     });
   }
@@ -56,6 +59,17 @@ export class TimerModel<A> {
       timer.deadlineMs = baseMs + timer.delayMs;
       timer.sequence = this.nextSequence++;
     }
+  }
+
+  /** ref() (`refed`) or unref() on timer `target` (modulo the count), whatever its status. */
+  setRef(target: number, refed: boolean): void {
+    const timer = this.timers[target % Math.max(1, this.timers.length)];
+    if (timer !== undefined) timer.refed = refed;
+  }
+
+  /** How many timers keep the loop alive: the pending, ref'd ones. */
+  refedPending(): number {
+    return this.timers.filter((timer) => timer.status === "pending" && timer.refed).length;
   }
 
   nextDeadline(): number {
