@@ -226,16 +226,15 @@ function storeKey(delayMs: number, repeat: boolean): number {
 }
 
 /**
- * Timer ids are `ID_BASE` + a number counted from 1 by all loops together: ids are unique in the
- * process, not only per loop, and far above any id Deno issues (Deno counts from 1; it would take
- * it 2^52 timers, over a century at a million a second, to reach them). So an id handed to the
- * wrong `clearTimeout` (a loop's to Deno's, Deno's or another loop's to a loop's) clears nothing,
- * which install()'s clear functions rely on. Timers keep the number, a small integer (a V8 Smi, no
- * boxed double per timer); the id is made from it when handed out.
+ * Timer ids are `ID_BASE` + a number each loop counts from 1: far above any id Deno issues (Deno
+ * counts from 1; it would take it 2^52 timers, over a century at a million a second, to reach
+ * them), so an id handed to the wrong `clearTimeout` (a loop's to Deno's, Deno's to a loop's)
+ * clears nothing, which install()'s clear functions rely on. The count is the loop's own (no
+ * state shared between loops: a loop's ids do not depend on what other loops did), so two loops
+ * may issue the same id. Timers keep the number, a small integer (a V8 Smi, no boxed double per
+ * timer); the id is made from it when handed out.
  */
 export const ID_BASE = 2 ** 52;
-/** The number the next timer or immediate of any loop gets (see {@linkcode ID_BASE}). */
-let nextTimerNumber = 1;
 
 /** A timeout or interval: the store's entry and the user's handle in one object. */
 export class TimerNode implements Timer {
@@ -722,7 +721,8 @@ export class LoopCore {
   liveImmediates = 0;
   refedWatches = 0;
 
-  // Ordering (ids: see ID_BASE).
+  // Ids (less ID_BASE) and ordering.
+  nextId = 1;
   nextSequence = 0;
   nowMs: number;
   /** The cached time is out of date: the next reader refreshes it (a clock read costs ~130 ns). */
@@ -1003,7 +1003,7 @@ export class LoopCore {
     const current = this.currentNesting;
     const nesting = (current >= 0 ? current : this.firingTimer!.nesting) + 1;
     if (this.clampNested && nesting > 5 && delayMs < 4) delayMs = 4;
-    const timer = new TimerNode(this, nextTimerNumber++, callback, args, delayMs, repeat);
+    const timer = new TimerNode(this, this.nextId++, callback, args, delayMs, repeat);
     timer.nesting = nesting;
     const deadlineMs = deadlineAfter(this.baseNow(), delayMs);
     this.timers.insert(timer, storeKey(delayMs, repeat), deadlineMs, this.nextSequence++);
@@ -1056,8 +1056,8 @@ export class LoopCore {
    * For install()'s clear functions: clears a handle (on its own loop) or the id of one of this
    * loop's pending timers, and returns true; returns false for anything else (the timers install()
    * replaced may know it: Deno's, an earlier installation's). `undefined` and `null` count as
-   * handled. A stale id of this loop's goes on too: ids are unique in the process (see ID_BASE),
-   * so whatever it reaches clears nothing.
+   * handled. A stale id of this loop's goes on too: Deno's functions clear nothing with it (see
+   * ID_BASE); an earlier installation's loop clears its own pending timer of that id, if any.
    */
   clearOwn(handle: unknown): boolean {
     if (handle instanceof TimerNode || handle instanceof ImmediateNode) {
@@ -1129,7 +1129,7 @@ export class LoopCore {
   setImmediate(callback: AnyCallback, args: readonly unknown[]): ImmediateNode {
     if (typeof callback !== "function") assertCallback(callback, "set an immediate");
     if (this.accept !== ACCEPTING) this.refuse("set an immediate");
-    const immediate = new ImmediateNode(this, nextTimerNumber++, callback, args);
+    const immediate = new ImmediateNode(this, this.nextId++, callback, args);
     this.immediates.push(immediate);
     this.refedImmediates++;
     this.liveImmediates++;

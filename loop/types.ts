@@ -197,12 +197,12 @@ export interface Watch extends Disposable {
 }
 
 /**
- * A handle on a timeout, interval or immediate. Its `id` is a safe integer never reused, unique
- * across all loops and above 2^52 (clear of Deno's own ids); the handle converts to it, so
- * `clearTimeout(Number(handle))` works as in Node.
+ * A handle on a timeout, interval or immediate. Its `id` is a safe integer its loop never reuses,
+ * counted up from 2^52 + 1 (clear of Deno's own ids, which count from 1) by each loop for itself;
+ * the handle converts to it, so `clearTimeout(Number(handle))` works as in Node.
  */
 export interface Timer extends Disposable {
-  /** The id: a safe integer above 2^52, unique in the process; `clearTimeout(id)` finds it. */
+  /** The id: a safe integer above 2^52, unique in its loop; `clearTimeout(id)` finds it. */
   readonly id: number;
   /** Makes the timer keep `run()` alive (the default). */
   ref(): this;

@@ -227,10 +227,12 @@ class Installation implements Disposable {
  * The installed clear functions clear the loop's handles, and the ids of the loop's pending timers;
  * anything else (a Deno timer or id from before the installation or from code that captured
  * Deno's functions, an earlier installation's id, a stale or unknown id) goes to the function they
- * replaced, so timers started earlier can still be cleared. Nothing is cleared by mistake: loop ids
- * count up from 2^52 + 1 and are unique across loops, while Deno's count from 1, so an id only ever
- * clears the timer it was issued for, through the installed functions, Deno's (also once
- * restored), or another loop's; a stale or unknown id is a no-op everywhere.
+ * replaced, so timers started earlier can still be cleared. Deno's timers and a loop's are never
+ * confused: loop ids count up from 2^52 + 1 while Deno's count from 1, so an id clears only the
+ * timer it was issued for, through the installed functions or Deno's (also once restored); a
+ * stale or unknown id is a no-op everywhere. Each loop counts its own ids, so with installations
+ * nested on one target, an id of the one underneath that equals a pending timer's id of the one
+ * on top clears that timer instead (give nested installations their own targets to avoid it).
  *
  * Modes (see {@linkcode InstallOptions.mode}): `"web"` (default) returns numeric ids, calls back
  * with the target as `this` and applies HTML's nesting clamp to the timers it schedules, whatever

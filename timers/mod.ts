@@ -16,8 +16,8 @@
  *   `"delay"` or `"burst"`, as tokio's `MissedTickBehavior`.
  * - Handles have an `id`, a safe integer never reused, and convert to it (`Number(handle)`), so
  *   `clearTimeout(id)` works; the `clear*` functions are interchangeable, and clearing an unknown or
- *   stale id is a no-op. Ids are unique across all loops and count up from 2^52 + 1, clear of
- *   Deno's (which count from 1): no `clearTimeout` clears another's timer by mistake.
+ *   stale id is a no-op. Each loop counts its ids up from 2^52 + 1, clear of Deno's (which count
+ *   from 1): neither Deno's `clearTimeout` nor a loop's clears the other's timer by mistake.
  * - Callbacks run with `this` undefined (except through {@linkcode install}: the global object in
  *   its `"web"` mode, the handle in its `"node"` mode). `unref()`'d timers do not keep `run()` alive
  *   (on the default loop: the process), yet fire if it lives on.
