@@ -112,3 +112,28 @@ export class TimerModel<A> {
     }
   }
 }
+
+/** Anything that counts its ref'd pending timers (the model, and the loop under test). */
+interface CountsRefed {
+  refedPending(): number;
+}
+
+/**
+ * A check that notes in `log` where the loop's liveness disagrees with the model's: the ref'd
+ * pending timers `real` lists (aliveReasons()) against the model's count, and runOnce()'s answer
+ * (`alive`, if given).
+ */
+export function livenessCheck(
+  log: string[],
+  model: CountsRefed,
+  real: CountsRefed,
+): (when: string, alive?: boolean) => void {
+  return (when, alive) => {
+    const expected = model.refedPending();
+    const listed = real.refedPending();
+    if (listed !== expected) log.push(`${when}: ${listed} listed, ${expected} expected`);
+    if (alive !== undefined && alive !== (expected !== 0)) {
+      log.push(`${when}: runOnce() said ${alive}, ${expected} ref'd pending`);
+    }
+  };
+}

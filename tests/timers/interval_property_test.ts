@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loop, type MissedTickBehavior, type Timer, VirtualClock } from "../../loop/mod.ts";
-import { TimerModel } from "./_timer_model.ts";
+import { livenessCheck, TimerModel } from "./_timer_model.ts";
 
 type Action =
   | { kind: "timeout"; delayMs: number }
@@ -152,14 +152,7 @@ for (const missed of ["skip", "delay", "burst"] as const) {
         // Liveness after each pass and step: runOnce()'s answer (the loop's count of ref'd timers)
         // and aliveReasons()'s list (the store, read) must both match the model.
         const liveness: string[] = [];
-        const checkLiveness = (when: string, alive?: boolean) => {
-          const expected = model.refedPending();
-          const listed = real.refedPending();
-          if (listed !== expected) liveness.push(`${when}: ${listed} listed, ${expected} expected`);
-          if (alive !== undefined && alive !== (expected !== 0)) {
-            liveness.push(`${when}: runOnce() said ${alive}, ${expected} ref'd pending`);
-          }
-        };
+        const checkLiveness = livenessCheck(liveness, model, real);
         // A pass at `passMs` on both sides; the clock may have moved on (stalls) meanwhile.
         const pass = (passMs: number) => {
           real.clock.set(Math.max(passMs, real.clock.now()));

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loop, type Timer, VirtualClock } from "../../loop/mod.ts";
-import { TimerModel } from "./_timer_model.ts";
+import { livenessCheck, TimerModel } from "./_timer_model.ts";
 
 /** What a timer does when it fires: schedule a new timer, or cancel / refresh an existing one. */
 type Action =
@@ -136,14 +136,7 @@ Deno.test("random schedules, cancels and refreshes fire exactly like the referen
       // Liveness after each pass and step: what runOnce() reports (the loop's count of ref'd
       // timers) and what aliveReasons() lists (the store, read) must both match the model.
       const liveness: string[] = [];
-      const checkLiveness = (when: string, alive?: boolean) => {
-        const expected = model.refedPending();
-        const listed = real.refedPending();
-        if (listed !== expected) liveness.push(`${when}: ${listed} listed, ${expected} expected`);
-        if (alive !== undefined && alive !== (expected !== 0)) {
-          liveness.push(`${when}: runOnce() said ${alive}, ${expected} ref'd pending`);
-        }
-      };
+      const checkLiveness = livenessCheck(liveness, model, real);
       const pass = (passMs: number) => {
         real.clock.set(passMs);
         const alive = real.loop.runOnce();
