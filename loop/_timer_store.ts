@@ -53,6 +53,13 @@ export interface StoreEntry {
 }
 
 const INITIAL_CAPACITY = 4;
+
+/** The smallest power of two from INITIAL_CAPACITY up with room for `count`. */
+function capacityFor(count: number): number {
+  let capacity = INITIAL_CAPACITY;
+  while (capacity < count) capacity *= 2;
+  return capacity;
+}
 /** The sort arrays of a run that is no indirect batch (never written: they have no room). */
 const NO_ORDER = new Int32Array(0);
 const NO_KEYS = new Float64Array(0);
@@ -758,8 +765,7 @@ export class TimerStore<T extends StoreEntry> {
       this.flatten(run);
       return;
     }
-    let capacity = INITIAL_CAPACITY;
-    while (capacity < run.live * 2) capacity *= 2;
+    const capacity = capacityFor(run.live * 2);
     const head = run.head;
     const limit = this.positionLimit / 2;
     const rebased = run.tail >= limit || head <= -limit ? 0 : head;
@@ -807,8 +813,7 @@ export class TimerStore<T extends StoreEntry> {
    * entries, in their order from position 0.
    */
   flatten(run: TimerRun): void {
-    let capacity = INITIAL_CAPACITY;
-    while (capacity < run.live * 2) capacity *= 2;
+    const capacity = capacityFor(run.live * 2);
     const { nodes: oldNodes, payloads: oldPayloads, order, sortedDeadlines, sortedSequences } = run;
     const nodes = new Array<StoreEntry | undefined>(capacity).fill(undefined);
     const payloads = new Array<unknown>(capacity).fill(undefined);
@@ -986,8 +991,7 @@ export class TimerStore<T extends StoreEntry> {
         run.sortedDeadlines = sortedDeadlines;
         run.sortedSequences = sortedSequences;
       } else {
-        let capacity = INITIAL_CAPACITY;
-        while (capacity < count) capacity *= 2;
+        const capacity = capacityFor(count);
         run.order = new Int32Array(capacity);
         run.sortedDeadlines = new Float64Array(capacity);
         run.sortedSequences = new Float64Array(capacity);
@@ -1027,8 +1031,7 @@ export class TimerStore<T extends StoreEntry> {
     if (length >= count && (length < this.shrinkCapacity || count * 4 > length)) {
       return this.scratch;
     }
-    let capacity = INITIAL_CAPACITY;
-    while (capacity < count) capacity *= 2;
+    const capacity = capacityFor(count);
     return this.scratch = {
       deadlines: new Float64Array(capacity),
       sequences: new Float64Array(capacity),
