@@ -22,7 +22,7 @@
 // its least entry. When it surfaces (its least entry is due, or was cancelled), a few entries go
 // to the overflow, a plain 4-ary heap of entries ordered among the runs by its minimum; with more,
 // the intake itself becomes a batch: its keys are sorted with their indices (a bucket sort over
-// typed arrays, see `sortKeys`), its entries stay where they are, and it drains in that order
+// typed arrays, see `_batch_sort.ts`), its entries stay where they are, and it drains in that order
 // like a duration's run while a spare run takes over as the intake. A heap of 100k timers costs a
 // few cache misses a timer: its sifts jump around a large array and write the index of each entry
 // they move; a batch is sorted in a few linear passes and writes to no entry.
@@ -35,6 +35,8 @@
 // insert or a pop costs one more store to a cache line it was about to touch anyway. So an
 // entry's `run` and `slot` may be stale once it left a run: {@linkcode TimerStore.holds} is the
 // truth (the entry is still where they point).
+
+import { sortByDeadline, type SortScratch, sortTiesBySequence } from "./_batch_sort.ts";
 
 /** What the store needs of an entry: two fields it owns, and one it reads as the entry goes in. */
 export interface StoreEntry {
@@ -174,148 +176,6 @@ function smallestChild(keys: Float64Array, first: number, length: number): numbe
   return best;
 }
 
-/** Keys being sorted: deadline, sequence and where each came from, by index. */
-interface SortItems {
-  deadlines: Float64Array;
-  sequences: Float64Array;
-  offsets: Int32Array;
-}
-
-/**
- * What a sort writes to on its way (as large as the largest batch sorted lately): kept by the
- * store, because fresh typed arrays of 100k items cost more to allocate (zeroing, page faults)
- * than the sort itself.
- */
-interface SortScratch extends SortItems {
-  /** Each item's bucket. */
-  buckets: Int32Array;
-}
-
-/** Items sorted by insertion; more are distributed into buckets first. */
-const INSERTION_SORT_LIMIT = 24;
-/** Bucket passes before a range that will not spread out is left to a comparison sort. */
-const BUCKET_DEPTH_LIMIT = 6;
-
-/**
- * Sorts `items` in [from, to) by (deadline, sequence). A bucket sort: one pass spreads the items
- * into about one bucket per 8 by where their key falls between the least and the greatest (by
- * sequence when every deadline is the same), small buckets are finished by insertion sort, and
- * larger ones are sorted the same way in turn. Timer deadlines are spread smoothly enough for this
- * to take a few linear passes, each over contiguous typed arrays; a range that keeps clustering is
- * handed to a comparison sort after {@linkcode BUCKET_DEPTH_LIMIT} passes.
- */
-function sortKeys(
-  items: SortItems,
-  scratch: SortScratch,
-  from: number,
-  to: number,
-  depth: number,
-): void {
-  const count = to - from;
-  if (count <= INSERTION_SORT_LIMIT) {
-    insertionSort(items, from, to);
-    return;
-  }
-  if (depth >= BUCKET_DEPTH_LIMIT) {
-    comparisonSort(items, from, to);
-    return;
-  }
-  const { deadlines, sequences, offsets } = items;
-  let minMs = Infinity;
-  let maxMs = -Infinity;
-  for (let i = from; i < to; i++) {
-    const deadlineMs = deadlines[i];
-    if (deadlineMs < minMs) minMs = deadlineMs;
-    if (deadlineMs > maxMs) maxMs = deadlineMs;
-  }
-  let ways = 16;
-  while (ways * 8 < count && ways < 65536) ways *= 2;
-  let field = deadlines;
-  let low = minMs;
-  let scale = ways / (maxMs - minMs);
-  if (!(scale < Infinity)) {
-    // One deadline: by sequence (sequences of one deadline are distinct, or the same entry's).
-    let minSequence = Infinity;
-    let maxSequence = -Infinity;
-    for (let i = from; i < to; i++) {
-      const sequence = sequences[i];
-      if (sequence < minSequence) minSequence = sequence;
-      if (sequence > maxSequence) maxSequence = sequence;
-    }
-    field = sequences;
-    low = minSequence;
-    scale = ways / (maxSequence - minSequence);
-    if (!(scale < Infinity)) return; // every key the same: sorted
-  }
-  // Count each bucket's items, then scatter them (stably) into the scratch's [from, to) and copy
-  // them back. A recursive call uses the scratch only within its own range.
-  const bucketOf = scratch.buckets;
-  const starts = new Int32Array(ways + 1);
-  const last = ways - 1;
-  for (let i = from; i < to; i++) {
-    // Monotonic in the key, and in [0, ways) (the scale is finite, the keys are too).
-    const t = (field[i] - low) * scale;
-    const bucket = t < last ? t | 0 : last;
-    bucketOf[i] = bucket;
-    starts[bucket + 1]++;
-  }
-  for (let b = 0; b < ways; b++) starts[b + 1] += starts[b];
-  const next = starts.slice(0, ways);
-  const sortedDeadlines = scratch.deadlines;
-  const sortedSequences = scratch.sequences;
-  const sortedOffsets = scratch.offsets;
-  for (let i = from; i < to; i++) {
-    const place = from + next[bucketOf[i]]++;
-    sortedDeadlines[place] = deadlines[i];
-    sortedSequences[place] = sequences[i];
-    sortedOffsets[place] = offsets[i];
-  }
-  deadlines.set(sortedDeadlines.subarray(from, to), from);
-  sequences.set(sortedSequences.subarray(from, to), from);
-  offsets.set(sortedOffsets.subarray(from, to), from);
-  for (let b = 0; b < ways; b++) {
-    if (starts[b + 1] - starts[b] > 1) {
-      sortKeys(items, scratch, from + starts[b], from + starts[b + 1], depth + 1);
-    }
-  }
-}
-
-function insertionSort(items: SortItems, from: number, to: number): void {
-  const { deadlines, sequences, offsets } = items;
-  for (let i = from + 1; i < to; i++) {
-    const deadlineMs = deadlines[i];
-    const sequence = sequences[i];
-    const offset = offsets[i];
-    let j = i;
-    // Stops at an equal key: stable, and linear over equal keys.
-    while (
-      j > from &&
-      (deadlineMs < deadlines[j - 1] ||
-        (deadlineMs === deadlines[j - 1] && sequence < sequences[j - 1]))
-    ) {
-      deadlines[j] = deadlines[j - 1];
-      sequences[j] = sequences[j - 1];
-      offsets[j] = offsets[j - 1];
-      j--;
-    }
-    deadlines[j] = deadlineMs;
-    sequences[j] = sequence;
-    offsets[j] = offset;
-  }
-}
-
-function comparisonSort(items: SortItems, from: number, to: number): void {
-  const { deadlines, sequences, offsets } = items;
-  const order = Array.from({ length: to - from }, (_, i) => from + i);
-  order.sort((a, b) => deadlines[a] - deadlines[b] || sequences[a] - sequences[b]);
-  const sortedDeadlines = order.map((i) => deadlines[i]);
-  const sortedSequences = order.map((i) => sequences[i]);
-  const sortedOffsets = order.map((i) => offsets[i]);
-  deadlines.set(sortedDeadlines, from);
-  sequences.set(sortedSequences, from);
-  offsets.set(sortedOffsets, from);
-}
-
 /** The store: entries by (deadlineMs, sequence), FIFO among equal deadlines. */
 export class TimerStore<T extends StoreEntry> {
   readonly scanLimit: number;
@@ -351,12 +211,7 @@ export class TimerStore<T extends StoreEntry> {
    */
   readonly spareBatches: TimerRun[] = [];
   /** See {@linkcode SortScratch}; grown on demand, given back when far larger than a batch. */
-  scratch: SortScratch = {
-    deadlines: NO_KEYS,
-    sequences: NO_KEYS,
-    offsets: NO_ORDER,
-    buckets: NO_ORDER,
-  };
+  scratch: SortScratch = { deadlines: NO_KEYS, indices: NO_ORDER, buckets: NO_ORDER };
   /** The key of the entry `shiftDue()` returned last. */
   shiftedDeadlineMs = 0;
   shiftedSequence = 0;
@@ -941,8 +796,8 @@ export class TimerStore<T extends StoreEntry> {
   /**
    * Settles the intake at the top of the heap: a few entries go to the overflow heap (so that a
    * trickle of distinct durations does not make a run per timer); with more, the intake becomes a
-   * batch, which drains like a duration's run. See {@linkcode sortKeys} for why a batch costs
-   * fewer cache misses than a heap.
+   * batch, which drains like a duration's run (a batch costs fewer cache misses than a heap: see
+   * the top of the file).
    */
   settleUnsorted(run: TimerRun): void {
     const count = run.live;
@@ -998,17 +853,28 @@ export class TimerStore<T extends StoreEntry> {
       }
     }
     const { order, sortedDeadlines, sortedSequences } = run;
+    // Gathered in the intake's order: the order they were armed in, unless some went in out of
+    // order (see sortTiesBySequence).
+    const scratch = this.scratchFor(count);
+    const gathered = scratch.deadlines;
+    const indices = scratch.indices;
+    let inSequenceOrder = true;
+    let lastSequence = -Infinity;
     let i = 0;
     for (let p = head; p < tail; p++) {
       const index = p & mask;
       if (nodes[index] === undefined) continue;
-      sortedDeadlines[i] = keys[index << 1];
-      sortedSequences[i] = keys[(index << 1) + 1];
-      order[i] = index;
+      const sequence = keys[(index << 1) + 1];
+      if (sequence < lastSequence) inSequenceOrder = false;
+      lastSequence = sequence;
+      gathered[i] = keys[index << 1];
+      indices[i] = index;
       i++;
     }
-    const items = { deadlines: sortedDeadlines, sequences: sortedSequences, offsets: order };
-    sortKeys(items, this.scratchFor(count), 0, count, 0);
+    const sorted = { deadlines: sortedDeadlines, indices: order };
+    sortByDeadline(scratch, sorted, scratch.buckets, count);
+    for (let k = 0; k < count; k++) sortedSequences[k] = keys[(order[k] << 1) + 1];
+    if (!inSequenceOrder) sortTiesBySequence(sorted, sortedSequences, count);
     run.indirect = true;
     run.sorted = true;
     run.head = 0;
@@ -1034,8 +900,7 @@ export class TimerStore<T extends StoreEntry> {
     const capacity = capacityFor(count);
     return this.scratch = {
       deadlines: new Float64Array(capacity),
-      sequences: new Float64Array(capacity),
-      offsets: new Int32Array(capacity),
+      indices: new Int32Array(capacity),
       buckets: new Int32Array(capacity),
     };
   }
