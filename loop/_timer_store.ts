@@ -36,7 +36,12 @@
 // entry's `run` and `slot` may be stale once it left a run: {@linkcode TimerStore.holds} is the
 // truth (the entry is still where they point).
 
-import { sortByDeadline, type SortScratch, sortTiesBySequence } from "./_batch_sort.ts";
+import {
+  sortByDeadline,
+  type SortKeys,
+  type SortScratch,
+  sortTiesBySequence,
+} from "./_batch_sort.ts";
 
 /** What the store needs of an entry: two fields it owns, and one it reads as the entry goes in. */
 export interface StoreEntry {
@@ -174,6 +179,46 @@ function smallestChild(keys: Float64Array, first: number, length: number): numbe
     }
   }
   return best;
+}
+
+// The batch's two gathering loops are functions of their own: in sortBatch, which runs once per
+// batch, V8 compiled each loop on stack (OSR) before the code after it had ever run, and that
+// code then bailed out of the compiled function on every later batch (a deopt loop seen in about
+// half the runs of the distinct-delay benchmark).
+
+/**
+ * Copies the deadline and index of each live entry of the unsorted `run` into `into`, in the
+ * run's order: the order the entries were armed in, unless some went in out of order. Returns
+ * whether their sequences came in order (see sortTiesBySequence).
+ */
+function gatherLive(run: TimerRun, into: SortKeys): boolean {
+  const { nodes, keys, mask, head, tail } = run;
+  const deadlines = into.deadlines;
+  const indices = into.indices;
+  let inSequenceOrder = true;
+  let lastSequence = -Infinity;
+  let i = 0;
+  for (let p = head; p < tail; p++) {
+    const index = p & mask;
+    if (nodes[index] === undefined) continue;
+    const sequence = keys[(index << 1) + 1];
+    if (sequence < lastSequence) inSequenceOrder = false;
+    lastSequence = sequence;
+    deadlines[i] = keys[index << 1];
+    indices[i] = index;
+    i++;
+  }
+  return inSequenceOrder;
+}
+
+/** The sequences of the entries at `order[0..count)`, from their keys, into `sequences`. */
+function gatherSequences(
+  keys: Float64Array,
+  order: Int32Array,
+  sequences: Float64Array,
+  count: number,
+): void {
+  for (let k = 0; k < count; k++) sequences[k] = keys[(order[k] << 1) + 1];
 }
 
 /** The store: entries by (deadlineMs, sequence), FIFO among equal deadlines. */
@@ -832,7 +877,7 @@ export class TimerStore<T extends StoreEntry> {
    * a scattered store and a write barrier per entry, and one more to the entry itself.
    */
   sortBatch(run: TimerRun): void {
-    const { nodes, keys, mask, head, tail } = run;
+    const keys = run.keys;
     const count = run.live;
     const next = this.spareBatches.pop() ?? this.newRun(NaN);
     if (run.order.length < count) {
@@ -853,27 +898,11 @@ export class TimerStore<T extends StoreEntry> {
       }
     }
     const { order, sortedDeadlines, sortedSequences } = run;
-    // Gathered in the intake's order: the order they were armed in, unless some went in out of
-    // order (see sortTiesBySequence).
     const scratch = this.scratchFor(count);
-    const gathered = scratch.deadlines;
-    const indices = scratch.indices;
-    let inSequenceOrder = true;
-    let lastSequence = -Infinity;
-    let i = 0;
-    for (let p = head; p < tail; p++) {
-      const index = p & mask;
-      if (nodes[index] === undefined) continue;
-      const sequence = keys[(index << 1) + 1];
-      if (sequence < lastSequence) inSequenceOrder = false;
-      lastSequence = sequence;
-      gathered[i] = keys[index << 1];
-      indices[i] = index;
-      i++;
-    }
+    const inSequenceOrder = gatherLive(run, scratch);
     const sorted = { deadlines: sortedDeadlines, indices: order };
     sortByDeadline(scratch, sorted, scratch.buckets, count);
-    for (let k = 0; k < count; k++) sortedSequences[k] = keys[(order[k] << 1) + 1];
+    gatherSequences(keys, order, sortedSequences, count);
     if (!inSequenceOrder) sortTiesBySequence(sorted, sortedSequences, count);
     run.indirect = true;
     run.sorted = true;
