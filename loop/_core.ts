@@ -46,10 +46,20 @@ import {
 } from "./_metrics_recorder.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
+/** Any function, as callbacks are stored. */
 // deno-lint-ignore no-explicit-any
-type AnyCallback = (...args: any[]) => unknown;
+export type AnyCallback = (...args: any[]) => unknown;
 
-const EMPTY_ARGS: readonly unknown[] = Object.freeze([]);
+/** The arguments of a callback that takes none: one frozen array for all. */
+export const EMPTY_ARGS: readonly unknown[] = Object.freeze([]);
+
+/**
+ * A function's arguments from `first` on, as an array: for the timer functions, which read
+ * `arguments` rather than take a rest parameter (that made an array on every call).
+ */
+export function argumentsFrom(args: IArguments, first: number): unknown[] {
+  return Array.prototype.slice.call(args, first);
+}
 // Deno's own timers and microtask queue, captured at import: timers/install() may replace the
 // globals with a loop's, and the loop must not wait on (or start itself through) its own queues.
 const nativeSetTimeout = globalThis.setTimeout;
@@ -2518,5 +2528,3 @@ function dispatchRejectionEvent(
   globalThis.dispatchEvent(event);
   return event.defaultPrevented;
 }
-
-export { EMPTY_ARGS };

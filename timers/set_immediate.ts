@@ -23,11 +23,13 @@ import { clearHandle } from "./_clear.ts";
  * ```
  */
 // deno-lint-ignore no-explicit-any
-export function setImmediate<A extends any[]>(callback: (...args: A) => void, ...args: A): Timer {
+export function setImmediate<A extends any[]>(callback: (...args: A) => void, ...args: A): Timer;
+export function setImmediate(callback: () => void): Timer {
   const loop = currentLoop();
-  return args.length === 0
-    ? loop.setImmediate(callback as () => void)
-    : loop.setImmediate(callback, ...args);
+  // `arguments`, not a rest parameter: that made an array on every call (see Loop.setImmediate).
+  return arguments.length <= 1
+    ? loop.setImmediate(callback)
+    : Reflect.apply(loop.setImmediate, loop, arguments);
 }
 
 /**

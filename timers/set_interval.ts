@@ -33,12 +33,13 @@ export function setInterval<A extends any[]>(
   callback: (...args: A) => void,
   delayMs?: number,
   ...args: A
-): Timer {
+): Timer;
+export function setInterval(callback: () => void, delayMs?: number): Timer {
   const loop = currentLoop();
-  // No spread for the common no-argument call: one array less per timer.
-  return args.length === 0
-    ? loop.setInterval(callback as () => void, delayMs)
-    : loop.setInterval(callback, delayMs, ...args);
+  // `arguments`, not a rest parameter: that made an array on every call (see Loop.setInterval).
+  return arguments.length <= 2
+    ? loop.setInterval(callback, delayMs)
+    : Reflect.apply(loop.setInterval, loop, arguments);
 }
 
 /**

@@ -32,12 +32,13 @@ export function setTimeout<A extends any[]>(
   callback: (...args: A) => void,
   delayMs?: number,
   ...args: A
-): Timer {
+): Timer;
+export function setTimeout(callback: () => void, delayMs?: number): Timer {
   const loop = currentLoop();
-  // No spread for the common no-argument call: one array less per timer.
-  return args.length === 0
-    ? loop.setTimeout(callback as () => void, delayMs)
-    : loop.setTimeout(callback, delayMs, ...args);
+  // `arguments`, not a rest parameter: that made an array on every call (see Loop.setTimeout).
+  return arguments.length <= 2
+    ? loop.setTimeout(callback, delayMs)
+    : Reflect.apply(loop.setTimeout, loop, arguments);
 }
 
 /**

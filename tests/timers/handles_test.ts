@@ -229,6 +229,41 @@ Deno.test("callback arguments are passed through", async () => {
   await loop.close();
 });
 
+Deno.test("arguments keep their count, explicit undefined included, on the loop and the free functions", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const seen: unknown[][] = [];
+  const record = (...args: unknown[]) => seen.push(args);
+  loop.submit(() => {
+    setTimeout(record, 2);
+    setTimeout(record, 2, undefined);
+    setTimeout(record, 2, "a", undefined, 3);
+    const interval = setInterval(
+      (...args: unknown[]) => {
+        record(...args);
+        clearInterval(interval);
+      },
+      3,
+      "i",
+    );
+    setImmediate(record);
+    setImmediate(record, undefined, "b");
+  });
+  loop.setTimeout(record, 4, 1, 2, 3, 4, 5);
+  loop.setTimeout(record);
+  await loop.run();
+  assert.deepEqual(seen, [
+    [], // loop.setTimeout(record): due in the first timers phase, before the task runs
+    [], // the immediates
+    [undefined, "b"],
+    [], // the timeouts at 2 ms
+    [undefined],
+    ["a", undefined, 3],
+    ["i"],
+    [1, 2, 3, 4, 5],
+  ]);
+  await loop.close();
+});
+
 Deno.test("the free functions schedule on the running loop; a handle is cleared on its own loop", async () => {
   const clock = new VirtualClock();
   const a = new Loop({ clock, label: "a" });
