@@ -134,12 +134,16 @@ function insertionSort(keys: SortKeys, start: number, end: number): void {
 
 /** Stable too (Array.prototype.sort is), for ranges the buckets do not spread. */
 function comparisonSort(keys: SortKeys, start: number, end: number): void {
-  const { deadlines, indices } = keys;
+  sortRangeBy(keys.deadlines, keys.indices, start, end);
+}
+
+/** Sorts [start, end) of `values`, and of `indices` with them, by value (stable). */
+function sortRangeBy(values: Float64Array, indices: Int32Array, start: number, end: number): void {
   const places = Array.from({ length: end - start }, (_, i) => start + i);
-  places.sort((a, b) => deadlines[a] - deadlines[b]);
-  const sortedDeadlines = places.map((place) => deadlines[place]);
+  places.sort((a, b) => values[a] - values[b]);
+  const sortedValues = places.map((place) => values[place]);
   const sortedIndices = places.map((place) => indices[place]);
-  deadlines.set(sortedDeadlines, start);
+  values.set(sortedValues, start);
   indices.set(sortedIndices, start);
 }
 
@@ -157,12 +161,7 @@ export function sortTiesBySequence(
   for (let i = 1; i <= count; i++) {
     if (i < count && deadlines[i] === deadlines[tieStart]) continue;
     if (i - tieStart > 1 && !increasing(sequences, tieStart, i)) {
-      const places = Array.from({ length: i - tieStart }, (_, k) => tieStart + k);
-      places.sort((a, b) => sequences[a] - sequences[b]);
-      const sortedSequences = places.map((place) => sequences[place]);
-      const sortedIndices = places.map((place) => indices[place]);
-      sequences.set(sortedSequences, tieStart);
-      indices.set(sortedIndices, tieStart);
+      sortRangeBy(sequences, indices, tieStart, i);
     }
     tieStart = i;
   }
