@@ -20,6 +20,9 @@ import {
 import { install, interval, sleep } from "../timers/mod.ts";
 import { createPoller, EventBatch, FakePoller, PollerError } from "../poller/mod.ts";
 
+// A fixed seed keeps runs reproducible; change it to explore other cases.
+const SEED = 20_261_124;
+
 const FORMAT = /^Cannot .+: current value is .+/s;
 
 function revokedProxy(): object {
@@ -229,7 +232,7 @@ Deno.test("every public call refuses bad input with a typed error in the house f
           await loop.close();
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 40, seed: SEED },
     );
   }
 });

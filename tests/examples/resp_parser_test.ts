@@ -6,6 +6,9 @@ import { RequestParser } from "../../examples/resp/parser.ts";
 import { OutputBuffer } from "../../examples/resp/output.ts";
 import { encodeCommand, ReplyReader, scanReply } from "../../examples/resp/reply.ts";
 
+// A fixed seed keeps runs reproducible; change it to explore other cases.
+const SEED = 20_261_123;
+
 const enc = new TextEncoder();
 
 /** Parses everything fed so far; returns the commands as strings and the final status. */
@@ -225,7 +228,7 @@ Deno.test("parser: property: encode, split anywhere, parse gives the commands ba
         assertEquals(parser.bufferedBytes, 0);
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 300, seed: SEED },
   );
 });
 
