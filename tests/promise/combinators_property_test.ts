@@ -275,6 +275,30 @@ Deno.test("combinators agree with native on iterables: generators, strings, empt
         yield Promise.resolve(2);
         yield LoopPromise.resolve(3, { loop });
       }],
+      ["array with its own iterator", () => {
+        // The iterator is what the language reads, not the indices.
+        const array: unknown[] = [1, 2];
+        array[Symbol.iterator] = function* (): ArrayIterator<unknown> {
+          yield "from the iterator";
+          return undefined;
+        };
+        return array;
+      }],
+      ["array shrunk by a then getter", () => {
+        // The result holds exactly the elements read: no trailing slots for the dropped ones.
+        const array: unknown[] = [];
+        array.push(
+          {
+            get then() {
+              array.length = 1;
+              return (resolve: (value: unknown) => void) => resolve("t");
+            },
+          },
+          2,
+          3,
+        );
+        return array;
+      }],
       ["string", () => "abc"],
       ["set", () => new Set([1, 2])],
       ["throwing iterator", () => ({

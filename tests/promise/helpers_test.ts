@@ -594,3 +594,142 @@ Deno.test("settled(): a throwing iterator rejects the first next() (as a for awa
     await loop.close();
   });
 });
+
+/** A signal that counts its live listeners (added, not yet removed). */
+function countingSignal(): { controller: AbortController; listeners: () => number } {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
+    live.add(args[1]);
+    add(...args);
+  }) as AbortSignal["addEventListener"];
+  signal.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    live.delete(args[1]);
+    remove(...args);
+  }) as AbortSignal["removeEventListener"];
+  return { controller, listeners: () => live.size };
+}
+
+Deno.test("helpers detach from a long-lived signal once they settle", async () => {
+  // A server's shutdown signal, say, passed to every call: it must not collect a listener (holding
+  // the helper's state) per call that ever used it.
+  const loop = virtualLoop();
+  const { controller, listeners } = countingSignal();
+  const signal = controller.signal;
+  const results = [
+    all([after(loop, 10, 1)], { loop, signal }),
+    race([after(loop, 10, 1)], { loop, signal }),
+    abortable(after(loop, 10, 1), signal, { loop }),
+    deadline(after(loop, 10, 1), 100, { loop, signal }),
+  ];
+  const iterator = settled([after(loop, 10, 1)], { loop, signal });
+  assert.equal(listeners(), 5);
+  await loop.run();
+  assert.deepEqual(results.map((p) => p.value), [[1], 1, 1, 1]);
+  assert.equal(iterator.pending, 0);
+  assert.equal(listeners(), 0);
+  controller.abort(new Error("shutdown"));
+  await loop.close();
+});
+
+Deno.test("task-factory mode: what happens while the inputs are read", async (t) => {
+  await t.step("a reading failure aborts the started tasks with it as the cause", async () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const boom = new Error("iterator broke");
+    const signals: AbortSignal[] = [];
+    const result = race(
+      (function* () {
+        yield (signal: AbortSignal) => {
+          signals.push(signal);
+          return task(loop, log, "started", 100, 1)(signal);
+        };
+        throw boom;
+      })(),
+      { abortLosers: true, loop },
+    );
+    assert.equal(result.reason, boom);
+    assert.equal(signals[0].aborted, true);
+    const reason = signals[0].reason as DOMException;
+    assert.equal(reason.name, "AbortError");
+    assert.equal((reason as DOMException & { cause?: unknown }).cause, boom);
+    await loop.run();
+    await loop.close();
+  });
+
+  await t.step("once the outer signal aborts, no further factory is called", async () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const controller = new AbortController();
+    const stop = new Error("stop");
+    const result = all([
+      task(loop, log, "first", 100, 1),
+      () => {
+        log.push("start aborter");
+        controller.abort(stop);
+        return 2;
+      },
+      task(loop, log, "never", 100, 3),
+    ], { abortLosers: true, loop, signal: controller.signal });
+    assert.equal(result.reason, stop);
+    assert.deepEqual(log, ["start first", "start aborter", "abort first at 0: Error"]);
+    await loop.run();
+    await loop.close();
+  });
+
+  await t.step("allSettled has no losers: abortLosers leaves functions as values", async () => {
+    const loop = virtualLoop();
+    let called = false;
+    const fn = () => called = true;
+    const result = allSettled([fn], { loop, abortLosers: true } as never);
+    await loop.run();
+    assert.equal(called, false);
+    assert.deepEqual(result.value, [{ status: "fulfilled", value: fn }]);
+    await loop.close();
+  });
+});
+
+Deno.test("settled(): outcomes already buffered", async (t) => {
+  await t.step("survive an abort that comes after every input settled", async () => {
+    const loop = virtualLoop();
+    const controller = new AbortController();
+    const iterator = settled([after(loop, 10, "a"), after(loop, 20, "b")], {
+      loop,
+      signal: controller.signal,
+    });
+    await loop.run();
+    assert.equal(iterator.pending, 0);
+    controller.abort(new Error("too late"));
+    const seen: unknown[] = [];
+    const pump = (): void => {
+      iterator.next().then((r) => {
+        seen.push(r.done ? "done" : r.value.status === "fulfilled" ? r.value.value : r.value);
+        if (!r.done) pump();
+      }, (error) => seen.push(error));
+    };
+    loop.submit(pump);
+    await loop.run();
+    assert.deepEqual(seen, ["a", "b", "done"]);
+    await loop.close();
+  });
+
+  await t.step("are dropped by return()", async () => {
+    const loop = virtualLoop();
+    const iterator = settled([after(loop, 10, "a"), after(loop, 20, "b")], { loop });
+    await loop.run();
+    assert.equal(iterator.pending, 0);
+    let returned: unknown;
+    let next: unknown;
+    loop.submit(() => {
+      iterator.return().then((r) => returned = r);
+      iterator.next().then((r) => next = r);
+    });
+    await loop.run();
+    assert.deepEqual(returned, { value: undefined, done: true });
+    assert.deepEqual(next, { value: undefined, done: true });
+    await loop.close();
+  });
+});
