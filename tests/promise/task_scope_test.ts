@@ -375,3 +375,85 @@ async function disposeIdle(loop: Loop, scope: TaskScope): Promise<void> {
   await loop.run();
   assert.equal(disposal.state, "fulfilled");
 }
+
+Deno.test("TaskScope: after an explicit abort(), a later outer abort does not make disposal reject", async () => {
+  // The scope was cancelled by its owner first; the outer signal aborted nothing left to abort.
+  const loop = virtualLoop();
+  const controller = new AbortController();
+  let disposed!: LoopPromise<void>;
+  let stubborn!: LoopPromise<number>;
+  await onLoop(loop, () => {
+    const scope = new TaskScope<number>({ loop, signal: controller.signal });
+    // Ignores its signal: still running when the outer signal aborts.
+    stubborn = scope.spawn(() =>
+      new LoopPromise<number>((r) => loop.setTimeout(r, 100, 7), { loop })
+    );
+    loop.setTimeout(() => scope.abort(), 10);
+    loop.setTimeout(() => controller.abort(new Error("outer")), 20);
+    disposed = scope[Symbol.asyncDispose]();
+  });
+  assert.equal(stubborn.value, 7);
+  assert.equal(disposed.state, "fulfilled");
+  await loop.close();
+});
+
+Deno.test("TaskScope: a disposed scope detaches from the outer signal once its last task ends", async () => {
+  const loop = virtualLoop();
+  const controller = new AbortController();
+  let scope!: TaskScope<number>;
+  let disposed!: LoopPromise<void>;
+  await onLoop(loop, () => {
+    scope = new TaskScope<number>({ loop, signal: controller.signal });
+    scope.spawn(work(loop, [], "t", 10, 1));
+    disposed = scope[Symbol.asyncDispose](); // a task still runs: detached when it ends
+  });
+  assert.equal(disposed.state, "fulfilled");
+  controller.abort(new Error("later"));
+  assert.equal(scope.signal.aborted, false);
+  await loop.close();
+});
+
+Deno.test("TaskScope: spawn() on a closed loop detaches from the outer signal", async () => {
+  const loop = virtualLoop();
+  await loop.close();
+  const controller = new AbortController();
+  const outer = controller.signal;
+  let listeners = 0;
+  const add = outer.addEventListener.bind(outer);
+  const remove = outer.removeEventListener.bind(outer);
+  outer.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
+    listeners++;
+    add(...args);
+  }) as AbortSignal["addEventListener"];
+  outer.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    listeners--;
+    remove(...args);
+  }) as AbortSignal["removeEventListener"];
+  const scope = new TaskScope({ loop, signal: outer });
+  assert.equal(listeners, 1);
+  const refused = scope.spawn(() => 1);
+  assert.ok(refused.reason instanceof LoopClosedError);
+  assert.equal(listeners, 0);
+});
+
+Deno.test("TaskScope: the promise of a task refused by an aborted scope raises no unhandled rejection", async () => {
+  const reported: unknown[] = [];
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onUnhandledRejection: (reason) => reported.push(reason),
+  });
+  let refused!: LoopPromise<number>;
+  let started = false;
+  await onLoop(loop, () => {
+    const scope = new TaskScope<number>({ loop });
+    scope.abort(new Error("cancelled"));
+    refused = scope.spawn(() => {
+      started = true;
+      return 1;
+    }); // left alone, as spawn()'s documentation allows
+  });
+  assert.equal(started, false);
+  assert.equal((refused.reason as Error).message, "cancelled");
+  assert.deepEqual(reported, []);
+  await loop.close();
+});
