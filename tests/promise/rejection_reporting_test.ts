@@ -169,3 +169,32 @@ Deno.test("close(): a pending rejection check is judged at once; one made by an 
     },
   ]);
 });
+
+Deno.test("a reported rejection adopted by another LoopPromise is reported handled", async () => {
+  // Resolving a promise with a rejected one hands the rejection over: the source is handled.
+  const log: string[] = [];
+  const error = new Error("adopted later");
+  let source!: LoopPromise<never>;
+  let adopter!: LoopPromise<never>;
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onUnhandledRejection: (reason, promise) => {
+      assert.equal(reason, error);
+      log.push(promise === source ? "unhandled source" : "unhandled other");
+    },
+    onRejectionHandled: (promise) =>
+      log.push(promise === source ? "handled source" : "handled other"),
+  });
+  loop.submit(() => {
+    source = LoopPromise.reject(error);
+    loop.setTimeout(() => {
+      log.push("adopt");
+      adopter = new LoopPromise<never>((resolve) => resolve(source), { loop });
+      adopter.catch(() => {});
+    }, 10);
+  });
+  await loop.run();
+  await loop.close();
+  assert.equal(adopter.reason, error);
+  assert.deepEqual(log, ["unhandled source", "adopt", "handled source"]);
+});
