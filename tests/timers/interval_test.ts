@@ -310,3 +310,91 @@ Deno.test("interval() never ticks early on a clock far from zero, where adding t
     await loop.close();
   }
 });
+
+Deno.test("interval() honours periods beyond 2^31-1 ms exactly", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const iterator = interval(2 ** 32, { loop });
+  const ticks = Promise.all([iterator.next(), iterator.next()]);
+  await loop.run();
+  assert.deepEqual((await ticks).map((result) => result.value), [2 ** 32, 2 ** 33]);
+  assert.equal(loop.now(), 2 ** 33);
+  await iterator.return!();
+  await loop.close();
+});
+
+Deno.test("interval(): a first next() made late in the period still never ticks early", async () => {
+  // 445.434 - 126.535 rounds down: added back to 126.535 it falls one float short of the tick.
+  const loop = new Loop({ clock: new VirtualClock() });
+  const iterator = interval(445.434, { loop });
+  let delivered: [number | undefined, number] | undefined;
+  loop.setTimeout(() => {
+    iterator.next().then((result) => delivered = [result.value, loop.now()]);
+  }, 126.535);
+  await loop.run();
+  await iterator.return!();
+  assert.ok(delivered !== undefined);
+  assert.equal(delivered[0], 445.434);
+  assert.ok(delivered[1] >= 445.434, `delivered at ${delivered[1]}`);
+  await loop.close();
+});
+
+Deno.test("interval(): concurrent next() calls are each delivered at their own tick, not before", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const iterator = interval(5, { loop });
+  const delivered = [iterator.next(), iterator.next(), iterator.next()].map((next) =>
+    next.then((result) => [result.value, loop.now()])
+  );
+  await loop.run();
+  assert.deepEqual(await Promise.all(delivered), [[5, 5], [10, 10], [15, 15]]);
+  await iterator.return!();
+  await loop.close();
+});
+
+// The loop stalls for exactly one period (a callback at 15 jumps the clock to 30, a tick of the
+// grid): the late tick stands for the one due then, none is delivered twice at 30.
+const STALL_ON_THE_GRID: Record<MissedTickBehavior, [number, number][]> = {
+  skip: [[10, 10], [20, 30], [40, 40]],
+  delay: [[10, 10], [20, 30], [40, 40]],
+  burst: [[10, 10], [20, 30], [30, 30], [40, 40]],
+};
+
+for (const missed of ["skip", "delay", "burst"] as const) {
+  Deno.test(`interval() on a loop stalled until a tick of the grid, missed: "${missed}"`, async () => {
+    const clock = new VirtualClock();
+    const loop = new Loop({ clock });
+    loop.setTimeout(() => clock.advance(15), 15);
+    const ticks = collect(loop, STALL_ON_THE_GRID[missed].length, { missed });
+    await loop.run();
+    assert.deepEqual(await ticks, STALL_ON_THE_GRID[missed]);
+    await loop.close();
+  });
+}
+
+Deno.test("interval(): return() after an abort between ticks ends it without the abort's rejection", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const controller = new AbortController();
+  const iterator = interval(5, { loop, signal: controller.signal });
+  const [first] = await Promise.all([iterator.next(), loop.run()]);
+  assert.equal(first.value, 5);
+  controller.abort(new Error("stop")); // no next() waiting: the next one would reject
+  assert.deepEqual(await iterator.return!(), { done: true, value: undefined });
+  assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+  await loop.close();
+});
+
+Deno.test("interval(): a tick's continuation runs after the loop's current iteration, before its next one", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  const iterator = interval(10, { loop });
+  const tick = iterator.next().then((result) => log.push(`tick ${result.value}`));
+  let n = 0;
+  loop.setTimeout(function step() {
+    log.push(`step ${n}`);
+    if (++n < 4) loop.setImmediate(step);
+  }, 10);
+  await loop.run();
+  await tick;
+  await iterator.return!();
+  assert.deepEqual(log, ["step 0", "step 1", "tick 10", "step 2", "step 3"]);
+  await loop.close();
+});

@@ -160,3 +160,33 @@ Deno.test("sleep() without a loop uses the default loop (real time)", async () =
   assert.ok(performance.now() - startMs >= 2, "never early");
   while (defaultLoop().state !== "idle") await new Promise((resolve) => setTimeout(resolve, 1));
 });
+
+Deno.test("sleep() honours delays beyond 2^31-1 ms exactly (no 1 ms footgun)", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const wokeAt: number[] = [];
+  const delays = [2 ** 31 - 1, 2 ** 31 + 0.5, 2 ** 40];
+  const sleeps = delays.map((delayMs) =>
+    sleep(delayMs, { loop }).then(() => wokeAt.push(loop.now()))
+  );
+  await loop.run();
+  await Promise.all(sleeps);
+  assert.deepEqual(wokeAt, delays);
+  await loop.close();
+});
+
+Deno.test("a sleep's continuation runs after the loop's current iteration, before its next one", async () => {
+  // Work due at the same time runs first (the iteration goes on: a timer, then the immediate it
+  // queued); the next iteration waits for the continuation.
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  const task = sleep(10, { loop }).then(() => log.push("woke"));
+  let n = 0;
+  loop.setTimeout(function step() {
+    log.push(`step ${n}`);
+    if (++n < 4) loop.setImmediate(step);
+  }, 10);
+  await loop.run();
+  await task;
+  assert.deepEqual(log, ["step 0", "step 1", "woke", "step 2", "step 3"]);
+  await loop.close();
+});
