@@ -483,3 +483,18 @@ Deno.test("`this` in a callback: the handle in node mode (as Node), the target i
   }
   await loop.close();
 });
+
+Deno.test("installs on different targets are independent, even when one target holds the other's functions", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const a: Record<string, unknown> = {};
+  const onA = install(loop, a);
+  // Another target made from the first one's (installed) timers, then installed on itself.
+  const b: Record<string, unknown> = { setTimeout: a.setTimeout, clearTimeout: a.clearTimeout };
+  const bBefore = descriptors(b);
+  const onB = install(loop, b);
+  onA[Symbol.dispose](); // b's installation is not above a's: a gets its (absent) originals back
+  assert.deepEqual(descriptors(a), NAMES.map(() => undefined));
+  onB[Symbol.dispose]();
+  assert.deepEqual(descriptors(b), bBefore);
+  await loop.close();
+});
