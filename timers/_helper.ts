@@ -23,7 +23,7 @@ export function checkDelay(delayMs: unknown, what: string): number {
   }
   if (delayMs > Number.MAX_SAFE_INTEGER) {
     throw new RangeError(
-      `Cannot ${what} as the delay must be finite: current value is ${delayMs}`,
+      `Cannot ${what} as the delay must be finite and at most 2^53-1 ms: current value is ${delayMs}`,
     );
   }
   return delayMs > 0 ? delayMs : 0; // NaN, negative, zero

@@ -145,6 +145,11 @@ Deno.test("sleep() never throws: bad arguments reject with TypeError or RangeErr
     });
     await assert.rejects(promise!, type, `sleep(${String(delayMs)}, ${String(options)})`);
   }
+  // A finite delay beyond 2^53-1 ms is refused with the limit in the message, not as "infinite".
+  await assert.rejects(sleep(1e300, { loop }), {
+    name: "RangeError",
+    message: /at most 2\^53-1 ms: current value is 1e\+300/,
+  });
   assert.deepEqual(loop.aliveReasons(), []);
   // NaN and negative delays mean 0.
   const zero = Promise.all([sleep(NaN, { loop }), sleep(-1, { loop })]);
