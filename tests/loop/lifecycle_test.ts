@@ -377,3 +377,116 @@ Deno.test("helpers made while close() finishes (onClose callbacks, reactions to 
   assert.equal(report.disposed.rejected, 5);
   assert.equal(loop.state, "closed");
 });
+
+Deno.test("stop() in a timer callback ends run() there: no later timer of the pass, no tasks phase", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  loop.setTimeout(() => {
+    log.push("timer 1");
+    loop.submit(() => log.push("task")); // queued before the tasks phase of this iteration
+  }, 10);
+  loop.setTimeout(() => {
+    log.push("timer 2");
+    loop.stop();
+  }, 10);
+  loop.setTimeout(() => log.push("timer 3"), 10);
+  await loop.run();
+  assert.deepEqual(log, ["timer 1", "timer 2"]);
+  await loop.run();
+  assert.deepEqual(log, ["timer 1", "timer 2", "timer 3", "task"]);
+  await loop.close();
+});
+
+Deno.test("stop() in an onClose callback ends run() before the next close callback", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, poller: new FakePoller({ clock }) });
+  const log: string[] = [];
+  const first = loop.watch(3, { readable: true }, () => {}, {
+    onClose: () => {
+      log.push("onClose 3");
+      loop.stop();
+    },
+  });
+  const second = loop.watch(4, { readable: true }, () => {}, {
+    onClose: () => log.push("onClose 4"),
+  });
+  first.close();
+  second.close();
+  await loop.run();
+  assert.deepEqual(log, ["onClose 3"]);
+  await loop.run();
+  assert.deepEqual(log, ["onClose 3", "onClose 4"]);
+  await loop.close();
+});
+
+Deno.test("stop() outside a run is a no-op; a runOnce() stopped by its callback leaves the next one whole", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  loop.stop(); // nothing running: it must not stop a later runOnce()
+  loop.submit(() => log.push("task 1"));
+  loop.setImmediate(() => log.push("immediate 1"));
+  assert.equal(loop.runOnce(), false);
+  assert.deepEqual(log, ["task 1", "immediate 1"]);
+  loop.submit(() => {
+    log.push("task 2");
+    loop.stop(); // stops this iteration only
+  });
+  loop.setImmediate(() => log.push("immediate 2"));
+  assert.equal(loop.runOnce(), true);
+  assert.deepEqual(log.slice(2), ["task 2"]);
+  loop.submit(() => log.push("task 3"));
+  assert.equal(loop.runOnce(), false);
+  assert.deepEqual(log.slice(3), ["task 3", "immediate 2"]);
+  await loop.close();
+});
+
+Deno.test("run() and runOnce() from a callback that close() drains throw LoopClosedError", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const errors: unknown[] = [];
+  loop.submit(() => {
+    try {
+      loop.runOnce();
+    } catch (error) {
+      errors.push(error);
+    }
+    loop.run().catch((error) => errors.push(error));
+  });
+  await loop.close();
+  await Promise.resolve();
+  assert.equal(errors.length, 2);
+  for (const error of errors) assert.ok(error instanceof LoopClosedError, String(error));
+});
+
+Deno.test("after close() nothing is left pending: no alive reasons, refresh() of a timer it cancelled is a no-op", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const fired = loop.setTimeout(() => {}, 1);
+  await loop.run();
+  const cancelled = loop.setTimeout(() => {}, 100);
+  const interval = loop.setInterval(() => {}, 10);
+  await loop.close();
+  assert.deepEqual(loop.aliveReasons(), []);
+  cancelled.refresh(); // cleared by close(): stays cleared, as any cleared timer
+  interval.refresh();
+  assert.deepEqual(loop.aliveReasons(), []);
+  // A fired timer refreshed on a closed loop would be new work: refused.
+  assert.throws(() => fired.refresh(), LoopClosedError);
+});
+
+Deno.test("an onClose callback queued while run() gives Deno its last turn keeps run() going until it ran", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, poller: new FakePoller({ clock }) });
+  const log: string[] = [];
+  const watch = loop.watch(3, { readable: true }, () => {}, {
+    onClose: () => log.push("onClose"),
+  }).unref();
+  loop.submit(async () => {
+    await Promise.resolve(); // a native continuation: runs while run() yields before it returns
+    watch.close();
+  });
+  await loop.run();
+  assert.deepEqual(log, ["onClose"]);
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.close();
+});
