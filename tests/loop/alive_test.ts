@@ -49,3 +49,26 @@ Deno.test("an unref'd timer still fires while something else keeps the loop aliv
   assert.deepEqual(log, ["unref'd @10", "ref'd @20"]);
   await loop.close();
 });
+
+Deno.test("a cleared or fired immediate is no alive reason, and its ref()/unref() changes nothing", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const cleared = loop.setImmediate(function cleared() {});
+  loop.clearImmediate(cleared);
+  assert.deepEqual(loop.aliveReasons(), []);
+  const fired = loop.setImmediate(function fired() {});
+  assert.equal(loop.runOnce(), false);
+  for (const immediate of [cleared, fired]) {
+    immediate.unref();
+    assert.equal(immediate.hasRef(), false);
+    immediate.ref();
+    immediate.unref();
+  }
+  assert.equal(loop.runOnce(), false, "nothing ref'd is left");
+  // Liveness is untouched: run() still waits for a ref'd timer, and returns once it fired.
+  let ran = 0;
+  loop.setTimeout(() => ran++, 10);
+  await loop.run();
+  assert.equal(ran, 1);
+  assert.deepEqual(loop.aliveReasons(), []);
+  await loop.close();
+});

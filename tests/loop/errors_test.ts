@@ -110,6 +110,29 @@ Deno.test("an error thrown by onError fails the loop", async () => {
   await loop.close();
 });
 
+Deno.test("an onError that throws fails the loop as a callback would: the checkpoint still finishes", async () => {
+  const handlerError = new Error("handler");
+  const log: string[] = [];
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onError: (error) => {
+      log.push(`onError: ${(error as Error).message}`);
+      throw handlerError;
+    },
+  });
+  loop.submit(() => {
+    loop.queueMicrotask(() => log.push("microtask of the failing task"));
+    throw new Error("task");
+  });
+  loop.submit(() => log.push("next task"));
+  await assert.rejects(loop.run(), (error) => error === handlerError);
+  assert.deepEqual(log, ["onError: task", "microtask of the failing task"]);
+  assert.equal(loop.state, "idle");
+  await loop.run();
+  assert.deepEqual(log.slice(2), ["next task"]);
+  await loop.close();
+});
+
 Deno.test("runOnce() throws the error of a failing callback", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
   loop.submit(() => {

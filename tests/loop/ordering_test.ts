@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Loop, VirtualClock } from "../../mod.ts";
+import { Loop, LoopPromise, VirtualClock } from "../../mod.ts";
 
 Deno.test("one iteration runs timers, tasks, check, with a microtask checkpoint after every callback", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
@@ -142,5 +142,37 @@ Deno.test("timers never fire before the clock reaches their deadline (fractional
   for (const [deadline, firedAt] of fired) {
     assert.ok(firedAt >= deadline, `${firedAt} < ${deadline}`);
   }
+  await loop.close();
+});
+
+Deno.test("microtasks queued by a checkpoint's rejection report run in that checkpoint, before the next task", async () => {
+  const log: string[] = [];
+  const loop: Loop = new Loop({
+    clock: new VirtualClock(),
+    onUnhandledRejection: () => log.push("unhandled"),
+    onRejectionHandled: () => {
+      log.push("handled");
+      loop.queueMicrotask(() => log.push("microtask queued by the report"));
+    },
+  });
+  let rejected!: LoopPromise<never>;
+  loop.submit(() => {
+    rejected = LoopPromise.reject(new Error("late"), { loop });
+  });
+  await loop.run();
+  assert.deepEqual(log, ["unhandled"]);
+  loop.submit(() => {
+    rejected.catch(() => log.push("caught"));
+  });
+  loop.submit(() => log.push("next task"));
+  await loop.run();
+  // The report runs after the checkpoint's microtasks; what it queues runs before the checkpoint ends.
+  assert.deepEqual(log, [
+    "unhandled",
+    "caught",
+    "handled",
+    "microtask queued by the report",
+    "next task",
+  ]);
   await loop.close();
 });

@@ -82,6 +82,41 @@ Deno.test("timer lateness is measured when each callback starts, not when its pa
   }
 });
 
+Deno.test("timer lateness runs from each timer's own deadline when the pass itself starts late", async () => {
+  // runOnce() after the clock went past both deadlines: due at 10 and 25, run at 40.
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, metrics: true });
+  try {
+    loop.setTimeout(() => {}, 10);
+    loop.setTimeout(() => {}, 25);
+    clock.advance(40);
+    assert.equal(loop.runOnce(), false);
+    const s = loop.metrics().timerLateness;
+    assert.equal(s.count, 2);
+    assert.equal(s.maxMs, 30);
+    assert.equal(s.meanMs, (30 + 15) / 2);
+  } finally {
+    await loop.close();
+  }
+});
+
+Deno.test("utilization: the time between two runOnce() calls is neither busy nor waiting", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, metrics: true });
+  try {
+    loop.submit(() => clock.advance(10));
+    loop.runOnce();
+    clock.advance(1_000); // the caller does something else
+    loop.submit(() => clock.advance(10));
+    loop.runOnce();
+    const u = loop.metrics().utilization;
+    assert.equal(u.busyMs, 20);
+    assert.equal(u.waitingMs, 0);
+  } finally {
+    await loop.close();
+  }
+});
+
 Deno.test("utilization counts the virtual-clock jump that starts a run() as waiting", async () => {
   // run() on a virtual clock with one timer due at 100 ms jumps there before its first iteration:
   // that is 100 ms of waiting (a real clock would park for it), then 10 ms of work.
