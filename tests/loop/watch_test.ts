@@ -75,6 +75,102 @@ Deno.test("work submitted from outside wakes a parked loop", async () => {
   assert.ok(performance.now() - startMs < 5_000, "run() must return once the timer is cleared");
 });
 
+/**
+ * Runs `loop` parked on a ref'd 60 s keep-alive timer and calls `act` from a Deno timer 5 ms in;
+ * `act` must end the run (at once, through a wake). A guard stops the loop after 3 s (a wake that
+ * never came). Returns the log: what the callbacks wrote, "not woken" from the guard.
+ */
+async function wakeParked(
+  loop: Loop,
+  act: (keepAlive: ReturnType<Loop["setTimeout"]>, log: string[]) => void,
+): Promise<string[]> {
+  const log: string[] = [];
+  const keepAlive = loop.setTimeout(() => log.push("keep-alive timer"), 60_000);
+  const outside = setTimeout(() => act(keepAlive, log), 5);
+  const guard = setTimeout(() => {
+    log.push("not woken");
+    loop.clearTimeout(keepAlive);
+    loop.stop();
+  }, 3_000);
+  try {
+    await loop.run();
+  } finally {
+    clearTimeout(outside);
+    clearTimeout(guard);
+  }
+  return log;
+}
+
+Deno.test("a parked loop wakes for an earlier timer, a microtask, an unref or a refresh from outside", async (t) => {
+  await t.step("an earlier timer set from outside", async () => {
+    await using loop = new Loop();
+    const log = await wakeParked(loop, (keepAlive, log) => {
+      loop.setTimeout(() => {
+        log.push("earlier timer");
+        loop.clearTimeout(keepAlive);
+      }, 1);
+    });
+    assert.deepEqual(log, ["earlier timer"]);
+  });
+  await t.step("a microtask queued from outside", async () => {
+    await using loop = new Loop();
+    const log = await wakeParked(loop, (keepAlive, log) => {
+      loop.queueMicrotask(() => {
+        log.push("microtask");
+        loop.clearTimeout(keepAlive);
+      });
+    });
+    assert.deepEqual(log, ["microtask"]);
+  });
+  await t.step("the only ref'd timer unref'd from outside", async () => {
+    await using loop = new Loop();
+    const log = await wakeParked(loop, (keepAlive) => keepAlive.unref());
+    assert.deepEqual(log, []);
+  });
+  await t.step("a fired timer refreshed from outside, due before the parked deadline", async () => {
+    await using loop = new Loop();
+    let fired = 0;
+    let keepAliveTimer: ReturnType<Loop["setTimeout"]> | undefined;
+    const short = loop.setTimeout(() => {
+      if (++fired === 2) loop.clearTimeout(keepAliveTimer!);
+    }, 1);
+    const log = await wakeParked(loop, (keepAlive) => {
+      keepAliveTimer = keepAlive;
+      short.refresh();
+    });
+    assert.deepEqual(log, []);
+    assert.equal(fired, 2);
+  });
+  await t.step("close() from outside", async () => {
+    const loop = new Loop();
+    let closing: Promise<unknown> | undefined;
+    const log = await wakeParked(loop, () => {
+      closing = loop.close();
+    });
+    assert.deepEqual(log, []);
+    const report = await closing! as { disposed: { timers: number } };
+    assert.equal(report.disposed.timers, 1);
+    assert.equal(loop.state, "closed");
+  });
+});
+
+Deno.test("a parked loop wakes when its only ref'd watch is unref'd from outside", async () => {
+  using fds = new FdScope();
+  const [readFd] = fds.pipe();
+  await using loop = new Loop();
+  const watch = loop.watch(readFd, { readable: true }, () => {});
+  setTimeout(() => watch.unref(), 5);
+  let woken = true;
+  const guard = setTimeout(() => {
+    woken = false;
+    watch.close(); // wakes it another way
+  }, 3_000);
+  await loop.run();
+  clearTimeout(guard);
+  watch.close();
+  assert.ok(woken, "run() must return once the unref leaves nothing ref'd");
+});
+
 Deno.test("modify() switches interest; level-triggered readiness repeats each pass, once per watch", async () => {
   using fds = new FdScope();
   const [a, b] = fds.socketpair();

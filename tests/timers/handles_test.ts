@@ -407,6 +407,42 @@ Deno.test("fired timers leave the id index and can be collected (subprocess, --e
   assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
 });
 
+Deno.test("cleared timers and fired or cleared immediates leave the id index too (subprocess, --expose-gc)", async () => {
+  const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
+  const script = `
+    import { Loop, VirtualClock } from ${JSON.stringify(loopUrl)};
+    const loop = new Loop({ clock: new VirtualClock() });
+    const refs = [];
+    (() => {
+      // All indexed (their ids handed out): cleared by handle or by id, or fired.
+      const timeout = loop.setTimeout(() => {}, 5);
+      const interval = loop.setInterval(() => {}, 5);
+      const clearedImmediate = loop.setImmediate(() => {});
+      const firedImmediate = loop.setImmediate(() => {});
+      for (const handle of [timeout, interval, clearedImmediate, firedImmediate]) {
+        Number(handle);
+        refs.push(new WeakRef(handle));
+      }
+      loop.clearTimeout(timeout);
+      loop.clearInterval(Number(interval));
+      loop.clearImmediate(clearedImmediate);
+    })();
+    await loop.run();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    globalThis.gc();
+    console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
+    await loop.close();
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
+});
+
 Deno.test("an unref'd timer re-armed by refresh() fires without counting as ref'd", async () => {
   const clock = new VirtualClock();
   const loop = new Loop({ clock });
