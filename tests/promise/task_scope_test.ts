@@ -294,23 +294,29 @@ function toNativeOutcome(p: LoopPromise<unknown>): Promise<unknown> {
   return new Promise((resolve) => p.then(() => resolve("fulfilled"), resolve));
 }
 
+/** Counts the listeners added to `signal` and not removed since; returns the counter. */
+function countListeners(signal: AbortSignal): () => number {
+  let listeners = 0;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
+    listeners++;
+    add(...args);
+  }) as AbortSignal["addEventListener"];
+  signal.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    listeners--;
+    remove(...args);
+  }) as AbortSignal["removeEventListener"];
+  return () => listeners;
+}
+
 Deno.test("TaskScope: disposal detaches from the outer signal, even with no task running", async () => {
   // A long-lived outer signal (a server's shutdown signal, say) must not collect one listener per
   // scope that ever used it.
   const loop = virtualLoop();
   const controller = new AbortController();
   const outer = controller.signal;
-  let listeners = 0;
-  const add = outer.addEventListener.bind(outer);
-  const remove = outer.removeEventListener.bind(outer);
-  outer.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
-    listeners++;
-    add(...args);
-  }) as AbortSignal["addEventListener"];
-  outer.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
-    listeners--;
-    remove(...args);
-  }) as AbortSignal["removeEventListener"];
+  const listeners = countListeners(outer);
   const idle = new TaskScope({ loop, signal: outer });
   assert.equal(idle[Symbol.asyncDispose]().state, "fulfilled");
   const done = new TaskScope({ loop, signal: outer });
@@ -318,7 +324,7 @@ Deno.test("TaskScope: disposal detaches from the outer signal, even with no task
   loop.runOnce(); // the task finishes before disposal
   assert.equal(done.size, 0);
   assert.equal(done[Symbol.asyncDispose]().state, "fulfilled");
-  assert.equal(listeners, 0);
+  assert.equal(listeners(), 0);
   controller.abort();
   assert.equal(idle.signal.aborted, false);
   assert.equal(done.signal.aborted, false);
@@ -418,22 +424,12 @@ Deno.test("TaskScope: spawn() on a closed loop detaches from the outer signal", 
   await loop.close();
   const controller = new AbortController();
   const outer = controller.signal;
-  let listeners = 0;
-  const add = outer.addEventListener.bind(outer);
-  const remove = outer.removeEventListener.bind(outer);
-  outer.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
-    listeners++;
-    add(...args);
-  }) as AbortSignal["addEventListener"];
-  outer.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
-    listeners--;
-    remove(...args);
-  }) as AbortSignal["removeEventListener"];
+  const listeners = countListeners(outer);
   const scope = new TaskScope({ loop, signal: outer });
-  assert.equal(listeners, 1);
+  assert.equal(listeners(), 1);
   const refused = scope.spawn(() => 1);
   assert.ok(refused.reason instanceof LoopClosedError);
-  assert.equal(listeners, 0);
+  assert.equal(listeners(), 0);
 });
 
 Deno.test("TaskScope: the promise of a task refused by an aborted scope raises no unhandled rejection", async () => {

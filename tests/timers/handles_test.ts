@@ -370,6 +370,18 @@ Deno.test("the nesting level of a timer fired untouched still reaches the timers
   await loop.close();
 });
 
+/** Runs `script` with `--expose-gc` in a subprocess; returns the JSON it printed. */
+async function collectedInSubprocess(script: string): Promise<unknown> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
 Deno.test("fired timers leave the id index and can be collected (subprocess, --expose-gc)", async () => {
   const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
   const script = `
@@ -397,14 +409,7 @@ Deno.test("fired timers leave the id index and can be collected (subprocess, --e
     console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
     await loop.close();
   `;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--v8-flags=--expose-gc", script],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, stderr);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
+  assert.deepEqual(await collectedInSubprocess(script), [true, true, true, true]);
 });
 
 Deno.test("cleared timers and fired or cleared immediates leave the id index too (subprocess, --expose-gc)", async () => {
@@ -433,14 +438,7 @@ Deno.test("cleared timers and fired or cleared immediates leave the id index too
     console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
     await loop.close();
   `;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--v8-flags=--expose-gc", script],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, stderr);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [true, true, true, true]);
+  assert.deepEqual(await collectedInSubprocess(script), [true, true, true, true]);
 });
 
 Deno.test("an unref'd timer re-armed by refresh() fires without counting as ref'd", async () => {
