@@ -299,3 +299,33 @@ Deno.test("FakePoller: a non-number time or readiness is a TypeError that shows 
   assert.equal(poller.nextEventTimeMs(), Infinity, "nothing was scripted");
   await poller.close();
 });
+
+Deno.test("FakePoller: register() or modify() that makes a ready fd reportable resolves a parked waitAsync", async () => {
+  const poller = new FakePoller({ clock: new VirtualClock() });
+  const batch = new EventBatch(8);
+  const settledSoon = async (promise: Promise<number>): Promise<number | "parked"> => {
+    let result: number | "parked" = "parked";
+    promise.then((count) => (result = count));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    return result;
+  };
+
+  // fd 3 is ready before anyone watches it: registering it must end the parked wait.
+  poller.setReadiness(3, READABLE);
+  let parked = poller.waitAsync(batch, Infinity);
+  assert.equal(await settledSoon(parked), "parked");
+  poller.register(3, 30, READABLE);
+  assert.equal(await settledSoon(parked), 1);
+  assert.equal(batch.tokens[0], 30);
+
+  // fd 4 is readable but watched for WRITABLE: a modify to READABLE must end the parked wait.
+  poller.unregister(3);
+  poller.setReadiness(4, READABLE);
+  poller.register(4, 40, WRITABLE);
+  parked = poller.waitAsync(batch, Infinity);
+  assert.equal(await settledSoon(parked), "parked");
+  poller.modify(4, 41, READABLE);
+  assert.equal(await settledSoon(parked), 1);
+  assert.equal(batch.tokens[0], 41);
+  await poller.close();
+});
