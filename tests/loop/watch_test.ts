@@ -1,7 +1,15 @@
 // loop.watch() on real fds made by the test (pipes, socketpairs, eventfd) and on a FakePoller.
 import assert from "node:assert/strict";
 import { type ErrorContext, Loop, VirtualClock, type WatchEvent } from "../../mod.ts";
-import { createPoller, FakePoller, HANGUP, PollerError, READABLE } from "../../poller/mod.ts";
+import {
+  createPoller,
+  type EventBatch,
+  FakePoller,
+  HANGUP,
+  PollerError,
+  READABLE,
+  WRITABLE,
+} from "../../poller/mod.ts";
 import { drain, FdScope, openFile, read, write } from "../_fd.ts";
 
 function copy(event: WatchEvent): Omit<WatchEvent, "bits"> {
@@ -664,4 +672,148 @@ Deno.test("a label that is not a string is a TypeError, for a loop and for a wat
   );
   assert.equal(poller.interestOf(3), 0, "nothing was registered");
   await poller.close();
+});
+
+/**
+ * A FakePoller that reports readiness the way kqueue does: one event per filter, so an fd both
+ * readable and writable comes back as two entries with the same token in one batch.
+ */
+class SplitFilterPoller extends FakePoller {
+  override wait(batch: EventBatch, timeoutMs: number): number {
+    return split(batch, super.wait(batch, timeoutMs));
+  }
+  override async waitAsync(batch: EventBatch, timeoutMs: number): Promise<number> {
+    return split(batch, await super.waitAsync(batch, timeoutMs));
+  }
+}
+
+function split(batch: EventBatch, count: number): number {
+  let n = count;
+  for (let i = 0; i < count && n < batch.capacity; i++) {
+    const bits = batch.readiness[i];
+    if ((bits & READABLE) !== 0 && (bits & WRITABLE) !== 0) {
+      batch.readiness[i] = bits & ~WRITABLE;
+      batch.tokens[n] = batch.tokens[i];
+      batch.readiness[n] = WRITABLE;
+      n++;
+    }
+  }
+  batch.length = n;
+  return n;
+}
+
+Deno.test("one callback per watch per pass, even when the poller reports a token twice (kqueue filters)", async () => {
+  const clock = new VirtualClock();
+  const poller = new SplitFilterPoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const calls: Array<[boolean, boolean]> = [];
+  const watch = loop.watch(5, { readable: true, writable: true }, (event) => {
+    calls.push([event.readable, event.writable]);
+    poller.setReadiness(5, 0); // the callback handles both conditions: nothing is left
+  });
+  poller.setReadiness(5, READABLE | WRITABLE);
+  loop.setTimeout(() => watch.close(), 10);
+  await loop.run();
+  // The second entry of the same batch is not a second callback.
+  assert.deepEqual(calls, [[true, false]]);
+  await poller.close();
+});
+
+Deno.test("an event of a watch closed in this pass never reaches the watch that took over its slot", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const log: string[] = [];
+  // fd 2 is reported first (readiness set first), then fd 1 in the same batch.
+  poller.setReadiness(2, READABLE);
+  poller.setReadiness(1, READABLE);
+  const first = loop.watch(1, { readable: true }, () => log.push("fd 1"));
+  const second = loop.watch(2, { readable: true }, () => {
+    log.push("fd 2");
+    second.close();
+    first.close();
+    // Reuses the slot fd 1's watch had; its pending event in this batch is not fd 3's.
+    const third = loop.watch(3, { readable: true }, () => log.push("fd 3"));
+    loop.setTimeout(() => third.close(), 0);
+  });
+  await loop.run();
+  assert.deepEqual(log, ["fd 2"]);
+  await poller.close();
+});
+
+Deno.test("an interest narrowed by an earlier callback of the same pass is honoured at once", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const events: Array<Omit<WatchEvent, "bits">> = [];
+  poller.setReadiness(1, READABLE);
+  poller.setReadiness(2, READABLE | WRITABLE);
+  const narrowed = loop.watch(2, { readable: true, writable: true }, (event) => {
+    events.push(copy(event));
+    narrowed.close();
+  });
+  const first = loop.watch(1, { readable: true }, () => {
+    narrowed.modify({ readable: true });
+    first.close();
+  });
+  await loop.run();
+  assert.deepEqual(events, [{
+    readable: true,
+    writable: false,
+    priority: false,
+    hangup: false,
+    error: false,
+  }]);
+  await poller.close();
+});
+
+Deno.test("stop() in a watch callback ends the pass: the other ready watches wait for the next run()", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const log: string[] = [];
+  poller.setReadiness(1, READABLE);
+  poller.setReadiness(2, READABLE);
+  const first = loop.watch(1, { readable: true }, () => {
+    log.push("fd 1");
+    first.close();
+    loop.stop();
+  });
+  const second = loop.watch(2, { readable: true }, () => {
+    log.push("fd 2");
+    second.close();
+  });
+  await loop.run();
+  assert.deepEqual(log, ["fd 1"]);
+  await loop.run();
+  assert.deepEqual(log, ["fd 1", "fd 2"]);
+  await poller.close();
+});
+
+Deno.test("unref() or ref() of a closed watch changes nothing: the loop is not kept alive", async () => {
+  const clock = new VirtualClock();
+  const poller = new FakePoller({ clock });
+  await using loop = new Loop({ clock, poller });
+  const watch = loop.watch(4, { readable: true }, () => {});
+  watch.close();
+  watch.unref();
+  assert.equal(loop.runOnce(), false, "nothing is left to keep the loop alive");
+  watch.ref();
+  assert.equal(loop.runOnce(), false);
+  assert.deepEqual(loop.aliveReasons(), []);
+  await poller.close();
+});
+
+Deno.test("unref() of the last ref'd watch from outside ends a run() parked in the poller", async () => {
+  using fds = new FdScope();
+  const [readFd] = fds.pipe();
+  await using loop = new Loop();
+  const watch = loop.watch(readFd, { readable: true }, () => {});
+  let fired = false;
+  // An unref'd timer bounds the idle wait, so a lost wake-up shows as this timer firing.
+  loop.setTimeout(() => (fired = true), 1000).unref();
+  setTimeout(() => watch.unref(), 5);
+  await loop.run();
+  assert.equal(fired, false, "run() only returned when the 1 s timer woke the parked wait");
+  watch.close();
 });
