@@ -348,3 +348,44 @@ Deno.test("keyspace: clear() cancels every expiry timer", async () => {
   const report = await loop.close();
   assertEquals(report.disposed.timers, 0);
 });
+
+Deno.test("keyspace: conflicting options in either order, and deadlines at their boundary", async (t) => {
+  const s = setup();
+  const syntax = { error: "ERR syntax error" };
+  await t.step("SET: XX before NX and PX before EX are syntax errors too", () => {
+    assertEquals(s.run("SET", "c", "v", "XX", "NX"), syntax);
+    assertEquals(s.run("SET", "c", "v", "PX", "100", "EX", "10"), syntax);
+    assertEquals(s.run("EXISTS", "c"), 0);
+  });
+  await t.step("EXPIRE: NX with GT or LT is refused", () => {
+    s.run("SET", "e", "v");
+    const error = {
+      error: "ERR NX and XX, GT or LT options at the same time are not compatible",
+    };
+    assertEquals(s.run("EXPIRE", "e", "10", "NX", "GT"), error);
+    assertEquals(s.run("EXPIRE", "e", "10", "LT", "NX"), error);
+    assertEquals(s.run("TTL", "e"), -1);
+  });
+  await t.step("EXPIRE GT/LT with the same deadline change nothing", () => {
+    s.run("SET", "g", "v", "EX", "100");
+    assertEquals(s.run("EXPIRE", "g", "100", "GT"), 0);
+    assertEquals(s.run("EXPIRE", "g", "100", "LT"), 0);
+    assertEquals(s.run("TTL", "g"), 100);
+  });
+  await t.step(
+    "EXPIRE with a deadline of now deletes the key at once (DBSIZE counts it gone)",
+    () => {
+      s.run("FLUSHDB");
+      s.run("SET", "z", "v");
+      assertEquals(s.run("EXPIRE", "z", "0"), 1);
+      assertEquals(s.run("DBSIZE"), 0);
+    },
+  );
+  await t.step("at its deadline a key is gone, whether or not its timer has run yet", () => {
+    s.run("SET", "d", "v", "PX", "100");
+    s.clock.set(s.clock.now() + 100); // time moves, the loop does not run: no timer fires
+    assertEquals(s.run("GET", "d"), null);
+    assertEquals(s.run("PTTL", "d"), -2);
+  });
+  await s.close();
+});

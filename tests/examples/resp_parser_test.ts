@@ -109,6 +109,12 @@ Deno.test("parser: inline commands (telnet, redis-cli)", async (t) => {
     assertEquals(r.status, -1);
     assertEquals(r.error, "too big inline request");
   });
+  await t.step("an inline line of exactly the limit is accepted (its CRLF does not count)", () => {
+    const parser = new RequestParser({ maxInlineBytes: 100 });
+    const r = parseAll("A".repeat(100) + "\r\n", parser);
+    assertEquals(r.error, null);
+    assertEquals(r.commands, [["A".repeat(100)]]);
+  });
   await t.step("an incomplete inline line waits", () => {
     const parser = new RequestParser();
     const r = parseAll("GET ke", parser);
@@ -167,6 +173,16 @@ Deno.test("parser: malformed input is a protocol error, and stays one", async (t
     }
     assertEquals(status, -1);
     assertEquals(parser.error, "request exceeds 1000 bytes");
+  });
+  await t.step("feed() itself refuses input that would buffer more than maxRequestBytes", () => {
+    // Fed in pieces without parsing in between (as the docs of feed() allow): the limit holds at
+    // the feed, not only once next() looks at the request.
+    const parser = new RequestParser({ maxRequestBytes: 64 });
+    assertEquals(parser.feed(enc.encode("*1\r\n$100\r\n")), true);
+    parser.retain();
+    assertEquals(parser.feed(enc.encode("x".repeat(60))), false);
+    assertEquals(parser.error, "request exceeds 64 bytes");
+    assertEquals(parser.next(), -1);
   });
   await t.step("empty multibulk requests are skipped", () => {
     assertEquals(parseAll("*0\r\n*-1\r\nPING\r\n").commands, [["PING"]]);
