@@ -370,8 +370,25 @@ Deno.test("the nesting level of a timer fired untouched still reaches the timers
   await loop.close();
 });
 
-/** Runs `script` with `--expose-gc` in a subprocess; returns the JSON it printed. */
-async function collectedInSubprocess(script: string): Promise<unknown> {
+/**
+ * Runs `body` in a subprocess with `--expose-gc`, between a prelude that makes `loop` (on a
+ * virtual clock) and an empty `refs` array of WeakRefs, and an epilogue that runs the loop, gives
+ * the host a turn, collects garbage and closes the loop. Returns, per ref, whether its target
+ * was collected.
+ */
+async function collectedInSubprocess(body: string): Promise<boolean[]> {
+  const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
+  const script = `
+    import { Loop, VirtualClock } from ${JSON.stringify(loopUrl)};
+    const loop = new Loop({ clock: new VirtualClock() });
+    const refs = [];
+    ${body}
+    await loop.run();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    globalThis.gc();
+    console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
+    await loop.close();
+  `;
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--v8-flags=--expose-gc", script],
     stdout: "piped",
@@ -383,11 +400,7 @@ async function collectedInSubprocess(script: string): Promise<unknown> {
 }
 
 Deno.test("fired timers leave the id index and can be collected (subprocess, --expose-gc)", async () => {
-  const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
-  const script = `
-    import { Loop, VirtualClock } from ${JSON.stringify(loopUrl)};
-    const loop = new Loop({ clock: new VirtualClock() });
-    const refs = [];
+  const body = `
     // In a function: a suspended async function's registers would keep the last one alive.
     const refreshed = [];
     (() => {
@@ -399,25 +412,16 @@ Deno.test("fired timers leave the id index and can be collected (subprocess, --e
       }
     })();
     await loop.run();
-    // Fired, then re-armed while indexed (or not), then fired again.
+    // Fired, then re-armed while indexed (or not), then fired again (the epilogue's run).
     (() => {
       for (const timer of refreshed.splice(0)) timer.refresh();
     })();
-    await loop.run();
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    globalThis.gc();
-    console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
-    await loop.close();
   `;
-  assert.deepEqual(await collectedInSubprocess(script), [true, true, true, true]);
+  assert.deepEqual(await collectedInSubprocess(body), [true, true, true, true]);
 });
 
 Deno.test("cleared timers and fired or cleared immediates leave the id index too (subprocess, --expose-gc)", async () => {
-  const loopUrl = new URL("../../loop/mod.ts", import.meta.url).href;
-  const script = `
-    import { Loop, VirtualClock } from ${JSON.stringify(loopUrl)};
-    const loop = new Loop({ clock: new VirtualClock() });
-    const refs = [];
+  const body = `
     (() => {
       // All indexed (their ids handed out): cleared by handle or by id, or fired.
       const timeout = loop.setTimeout(() => {}, 5);
@@ -432,13 +436,8 @@ Deno.test("cleared timers and fired or cleared immediates leave the id index too
       loop.clearInterval(Number(interval));
       loop.clearImmediate(clearedImmediate);
     })();
-    await loop.run();
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    globalThis.gc();
-    console.log(JSON.stringify(refs.map((ref) => ref.deref() === undefined)));
-    await loop.close();
   `;
-  assert.deepEqual(await collectedInSubprocess(script), [true, true, true, true]);
+  assert.deepEqual(await collectedInSubprocess(body), [true, true, true, true]);
 });
 
 Deno.test("an unref'd timer re-armed by refresh() fires without counting as ref'd", async () => {
