@@ -1130,7 +1130,9 @@ export class LoopCore {
     timer.clamp = true;
     if (timer.nesting <= 5 || timer.delayMs >= 4 || timer.status !== TIMER_PENDING) return;
     const store = this.timers;
-    const deadlineMs = store.deadlineOf(timer) + 4 - timer.delayMs;
+    // 4 ms from when it was set (this same callback: the base time has not moved). Not
+    // `deadline + 4 - delayMs`: two roundings can land an ulp short of 4 ms, an early fire.
+    const deadlineMs = deadlineAfter(this.baseNow(), 4);
     const sequence = store.sequenceOf(timer);
     store.remove(timer);
     store.insert(timer, storeKey(4, timer.repeat), deadlineMs, sequence);
@@ -1714,9 +1716,9 @@ export class LoopCore {
     timer.nesting++;
     if (
       (this.clampNested || timer.clamp) && timer.nesting > 5 && intervalMs < 4 &&
-      nextMs < nowMs + 4
+      nextMs - nowMs < 4
     ) {
-      nextMs = nowMs + 4;
+      nextMs = deadlineAfter(nowMs, 4); // `nowMs + 4` can round an ulp short
     }
     this.timers.insert(timer, storeKey(intervalMs, true), nextMs, this.nextSequence++);
   }

@@ -196,6 +196,50 @@ Deno.test("web mode clamps a fast interval after five ticks", async () => {
   await loop.close();
 });
 
+// Start times and delays where `deadline + 4 - delayMs` or `now + 4` rounds an ulp below 4 ms
+// after the base (found by search): a clamped timer must still wait the whole 4 ms.
+Deno.test("a clamped timer or interval never fires an ulp before its 4 ms", async () => {
+  for (const [startMs, delayMs] of [[5.296875, 3.158], [10.7626953125, 3.472]]) {
+    const clock = new VirtualClock(startMs);
+    const loop = new Loop({ clock });
+    const target = {} as Timers;
+    using _timers = install(loop, target);
+    const waitedMs: number[] = [];
+    let setAtMs = clock.now();
+    const step = () => {
+      waitedMs.push(clock.now() - setAtMs);
+      setAtMs = clock.now();
+      if (waitedMs.length < 8) target.setTimeout(step, delayMs);
+    };
+    target.setTimeout(step, delayMs);
+    await loop.run();
+    await loop.close();
+    assert.equal(waitedMs.length, 8);
+    // The first five wait their delay, the clamped ones (nesting level above 5) 4 ms.
+    waitedMs.forEach((ms, i) => assert.ok(ms >= (i < 5 ? delayMs : 4), `timer ${i}: ${ms} ms`));
+  }
+  // An interval clamped by install()'s web mode, then by the loop's own option.
+  for (const clampedBy of ["install", "loop"] as const) {
+    const clock = new VirtualClock(499.25436002960856);
+    const loop = new Loop({ clock, clampNestedTimers: clampedBy === "loop" });
+    const target = {} as Timers;
+    using _timers = install(loop, target);
+    const timers = clampedBy === "install" ? target : loop;
+    const firedAt: number[] = [];
+    const id = timers.setInterval(() => {
+      firedAt.push(clock.now());
+      if (firedAt.length === 8) timers.clearInterval(id as never);
+    }, 1);
+    await loop.run();
+    await loop.close();
+    assert.equal(firedAt.length, 8);
+    for (let i = 5; i < 8; i++) {
+      const gapMs = firedAt[i] - firedAt[i - 1];
+      assert.ok(gapMs >= 4, `${clampedBy}: tick ${i} came ${gapMs} ms after the one before`);
+    }
+  }
+});
+
 Deno.test("node mode: handles, and Node's delay coercion (out of [1, 2^31-1] becomes 1 ms)", async () => {
   const clock = new VirtualClock();
   const loop = new Loop({ clock });
