@@ -287,7 +287,10 @@ export let makeObserver: <C>(rt: Runtime, callback: ElementCallback<C>, ctx: C) 
  * values cost no allocation (the observer is queued with the index).
  */
 export let observeWith: (observer: AnyPromise, value: unknown, index: number) => void;
-/** @internal Marks a promise handled (no unhandled-rejection report for it). */
+/**
+ * @internal Marks a promise made by {@linkcode makePromise} handled before it is handed out: it is
+ * never reported as an unhandled rejection (not yet settled, it cannot have been reported).
+ */
 export let markHandled: (promise: AnyPromise) => void;
 
 export type { Runtime };
@@ -1438,10 +1441,7 @@ export class LoopPromise<T> implements PromiseLike<T> {
       LoopPromise.#settle(promise, rejected ? REJECTED : FULFILLED, value);
     };
     markHandled = (promise) => {
-      const flags = promise.#flags;
-      if ((flags & HANDLED) !== 0) return;
-      promise.#flags = flags | HANDLED;
-      if ((flags & REPORTED) !== 0) LoopPromise.#reportHandled(promise);
+      promise.#flags |= HANDLED;
     };
     const record = <C>(
       callback: ElementCallback<C>,
